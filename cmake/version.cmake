@@ -1,0 +1,9 @@
+# Build identity shown by `wharf --version` and wharf_build_info.
+execute_process(COMMAND git rev-parse --short=12 HEAD
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+  OUTPUT_VARIABLE WHARF_REVISION OUTPUT_STRIP_TRAILING_WHITESPACE
+  ERROR_QUIET RESULT_VARIABLE _rev_rc)
+if(NOT _rev_rc EQUAL 0 OR WHARF_REVISION STREQUAL "")
+  set(WHARF_REVISION "unknown")
+endif()
+set(WHARF_VERSION ${PROJECT_VERSION})

@@ -1,0 +1,2 @@
+// Loading and validation live here.
+#include "config/load.h"

@@ -1,0 +1,2 @@
+// MQTT core sources are added here.
+namespace wharf::mqtt {}

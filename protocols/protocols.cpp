@@ -1,0 +1,2 @@
+// Protocol servers are added here.
+namespace wharf::protocols {}

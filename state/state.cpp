@@ -1,0 +1,2 @@
+// Session state implementations are added here.
+namespace wharf::state {}
