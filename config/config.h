@@ -80,6 +80,7 @@ struct jwt_config {
   std::string issuer;                // checked when set
   std::string audience;              // checked when set
   std::string topics_claim = "topics";  // claim listing allowed topic filters
+  std::string types_claim = "types";    // HTTP API: claim listing the types a token may write ("*" = all)
 };
 
 struct mqtt_config {
@@ -108,6 +109,11 @@ struct http_type {
   std::uint64_t max_body = 1u << 20;
   bool allow_anonymous = false;
   std::vector<std::string> cors_origins;
+  // application/json body whose top-level value is an array: true = a batch
+  // (one record per item), false = one event that happens to be an array.
+  bool batch = true;
+  std::string idempotency_pointer;  // JSON pointer to a per-item idempotency key, optional
+  std::string docs_url;             // named in error messages ("See <docs_url>"), optional
 };
 
 struct http_api_key {
@@ -133,6 +139,7 @@ struct http_config {
   milliseconds idle_timeout = milliseconds{60000};
   milliseconds request_timeout = milliseconds{10000};
   std::uint32_t max_connections = 10000;
+  std::uint32_t cors_max_age = 600;     // seconds a browser may cache a preflight answer
 };
 
 struct kafka_config {
