@@ -1,2 +1,0 @@
-// MQTT core sources are added here.
-namespace wharf::mqtt {}
