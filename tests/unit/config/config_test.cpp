@@ -333,8 +333,10 @@ TEST(ConfigFile, ShippedExamplesAreValid) {
     auto r = load_file(std::string(WHARF_SOURCE_DIR) + name, {}, nullptr);
     // production.yaml points at certificate files that exist only in a
     // deployment; everything else in it must be valid.
-    for (const auto& e : r.errors)
+    for (const auto& e : r.errors) {
+      EXPECT_EQ(e.find("--config"), std::string::npos) << name << " is missing: " << e;
       EXPECT_NE(e.find("cannot read"), std::string::npos) << name << ": " << e;
+    }
   }
 }
 
