@@ -1,0 +1,660 @@
+#include "state/redis/redis_session_store.h"
+
+#include "config/config.h"
+#include "state/redis/redis_connection.h"
+#include "state/redis/redis_scripts.h"
+#include "state/store_metrics.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <charconv>
+#include <deque>
+#include <optional>
+
+namespace wharf::state {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using replies = std::vector<redis_reply>;
+
+template <class T>
+void complete(const boost::asio::any_io_executor& ex, std::function<void(boost::system::result<T>)> h,
+              boost::system::result<T> r) {
+  boost::asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
+}
+
+void complete(const boost::asio::any_io_executor& ex, done_handler h, boost::system::error_code ec) {
+  boost::asio::post(ex, [h = std::move(h), ec] { h(ec); });
+}
+
+std::uint64_t to_u64(const redis_reply& r) {
+  if (r.type == redis_reply::kind::integer) return static_cast<std::uint64_t>(r.integer);
+  std::uint64_t v = 0;
+  std::from_chars(r.str.data(), r.str.data() + r.str.size(), v);
+  return v;
+}
+
+bool is_array(const redis_reply& r, std::size_t min_size) {
+  return r.type == redis_reply::kind::array && r.elements.size() >= min_size;
+}
+
+// {wt, wp, wq, wr, wx, wd} as the scripts return it; empty array = no will.
+std::optional<will_message> will_from(const redis_reply& r) {
+  if (!is_array(r, 6) || r.elements[0].type == redis_reply::kind::nil) return std::nullopt;
+  will_message w;
+  w.topic = r.elements[0].str;
+  w.payload = r.elements[1].str;
+  w.qos = static_cast<std::uint8_t>(to_u64(r.elements[2]));
+  w.retain = to_u64(r.elements[3]) != 0;
+  w.properties = r.elements[4].str;
+  w.delay_seconds = static_cast<std::uint32_t>(to_u64(r.elements[5]));
+  return w;
+}
+
+}  // namespace
+
+class redis_session_store::impl : public std::enable_shared_from_this<impl> {
+ public:
+  impl(const config::redis_config& cfg, redis_target target, std::string node_id, boost::asio::io_context& io,
+       prometheus::Registry& registry)
+      : cfg_(cfg),
+        target_(std::move(target)),
+        node_id_(std::move(node_id)),
+        strand_(boost::asio::make_strand(io)),
+        metrics_(registry),
+        retry_timer_(strand_),
+        heartbeat_timer_(strand_),
+        takeover_executor_(io.get_executor()) {
+    if (!cfg_.password.empty()) password_ = cfg_.password;
+    else password_ = target_.password;
+  }
+
+  void start() {
+    boost::asio::post(strand_, [self = shared_from_this()] {
+      // First of all: sessions an earlier run of this node id left behind.
+      self->run_script("start", scripts::start(),
+                       {self->node_id_, std::to_string(self->cfg_.node_ttl.count())}, false,
+                       [](boost::system::result<redis_reply> r) {
+                         if (!r) spdlog::warn("redis: node start-up script failed: {}", r.error().message());
+                       });
+      self->heartbeat_tick();
+    });
+  }
+
+  // ---- operations -------------------------------------------------------
+
+  struct call {
+    std::string name;
+    std::vector<std::vector<std::string>> commands;
+    std::function<void(boost::system::result<replies>)> done;
+    clock::time_point started;
+    clock::time_point deadline;
+    std::unique_ptr<boost::asio::steady_timer> wait_timer;  // while no primary
+    bool finished = false;
+  };
+
+  void exec(std::shared_ptr<call> c) {
+    if (stopped_) return finish(*c, store_error::shutting_down);
+    if (main_ready_) return send(std::move(c));
+    waiting_.push_back(c);
+    c->wait_timer = std::make_unique<boost::asio::steady_timer>(strand_, c->deadline);
+    c->wait_timer->async_wait([self = shared_from_this(), c](boost::system::error_code ec) {
+      if (ec || c->finished) return;
+      self->metrics_.error("no_primary");
+      self->finish(*c, store_error::unavailable);
+    });
+    ensure_connecting();
+  }
+
+  void send(std::shared_ptr<call> c) {
+    if (c->finished) return;
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(c->deadline - clock::now());
+    if (remaining.count() <= 0) return finish(*c, store_error::timeout);
+    auto results = std::make_shared<replies>(c->commands.size());
+    auto outstanding = std::make_shared<std::size_t>(c->commands.size());
+    auto failed = std::make_shared<boost::system::error_code>();
+    auto conn = main_;
+    for (std::size_t i = 0; i < c->commands.size(); ++i) {
+      ++commands_sent_;
+      conn->command(c->commands[i], remaining,
+                    [self = shared_from_this(), c, results, outstanding, failed, i](
+                        boost::system::result<redis_reply> r) {
+                      if (r) (*results)[i] = std::move(*r);
+                      else if (!*failed) *failed = r.error();
+                      if (--*outstanding != 0) return;
+                      if (*failed) {
+                        self->metrics_.error(*failed == store_error::timeout ? "timeout" : "connection");
+                        return self->finish(*c, *failed);
+                      }
+                      self->finish(*c, std::move(*results));
+                    });
+    }
+  }
+
+  void finish(call& c, boost::system::result<replies> r) {
+    if (c.finished) return;
+    c.finished = true;
+    if (c.wait_timer) c.wait_timer->cancel();
+    metrics_.command_seconds(c.name).Observe(std::chrono::duration<double>(clock::now() - c.started).count());
+    auto done = std::move(c.done);
+    done(std::move(r));
+  }
+
+  // Runs a script (EVALSHA, falling back to EVAL), followed by WAIT when
+  // `wait` is set. On success `done` gets the script's reply alone; error
+  // replies are turned into error codes here.
+  void run_script(std::string name, const scripts::script& s, std::vector<std::string> args, bool wait,
+                  std::function<void(boost::system::result<redis_reply>)> done) {
+    auto c = std::make_shared<call>();
+    c->name = std::move(name);
+    c->started = clock::now();
+    c->deadline = c->started + cfg_.command_timeout;
+    std::vector<std::string> eval{"EVALSHA", s.sha1, "0"};
+    eval.insert(eval.end(), std::make_move_iterator(args.begin()), std::make_move_iterator(args.end()));
+    c->commands.push_back(std::move(eval));
+    const bool with_wait = wait && cfg_.wait_replicas > 0;
+    if (with_wait) {
+      c->commands.push_back({"WAIT", std::to_string(cfg_.wait_replicas), std::to_string(cfg_.wait_timeout.count())});
+    }
+    c->done = [self = shared_from_this(), c_raw = c.get(), &s, with_wait, done = std::move(done)](
+                  boost::system::result<replies> r) mutable {
+      if (!r) return done(r.error());
+      auto& rs = *r;
+      if (rs[0].error_starts_with("NOSCRIPT")) {
+        // First use on this primary: send the source once, same deadline.
+        auto again = std::make_shared<call>();
+        again->name = c_raw->name;
+        again->started = c_raw->started;
+        again->deadline = c_raw->deadline;
+        again->commands = c_raw->commands;
+        again->commands[0][0] = "EVAL";
+        again->commands[0][1] = s.source;
+        again->done = [self, with_wait, done = std::move(done)](boost::system::result<replies> r2) mutable {
+          self->interpret(std::move(r2), with_wait, std::move(done));
+        };
+        return self->exec(std::move(again));
+      }
+      self->interpret(std::move(r), with_wait, std::move(done));
+    };
+    exec(std::move(c));
+  }
+
+  void interpret(boost::system::result<replies> r, bool with_wait,
+                 const std::function<void(boost::system::result<redis_reply>)>& done) {
+    if (!r) return done(r.error());
+    auto& rs = *r;
+    if (rs[0].is_error()) return done(classify(rs[0]));
+    if (with_wait) {
+      if (rs[1].is_error()) return done(classify(rs[1]));
+      if (rs[1].type != redis_reply::kind::integer || rs[1].integer < static_cast<long long>(cfg_.wait_replicas)) {
+        metrics_.error("not_replicated");
+        return done(store_error::not_replicated);
+      }
+    }
+    done(std::move(rs[0]));
+  }
+
+  boost::system::error_code classify(const redis_reply& e) {
+    if (e.error_starts_with("FENCED")) {
+      metrics_.error("fenced");
+      return store_error::fenced;
+    }
+    if (e.error_starts_with("READONLY")) {
+      // We talk to a replica: the primary moved. Find it again.
+      metrics_.error("readonly");
+      drop_primary();
+      return store_error::unavailable;
+    }
+    if (e.error_starts_with("NOREPLICAS") || e.error_starts_with("LOADING") ||
+        e.error_starts_with("MASTERDOWN") || e.error_starts_with("BUSY")) {
+      metrics_.error("unavailable");
+      return store_error::unavailable;
+    }
+    spdlog::warn("redis: unexpected error reply: {}", e.str);
+    metrics_.error("reply");
+    return store_error::bad_reply;
+  }
+
+  // ---- connection management -------------------------------------------
+
+  void ensure_connecting() {
+    if (connecting_ || main_ready_ || stopped_) return;
+    connecting_ = true;
+    if (!target_.sentinel) return connect_primary(target_.endpoints.front());
+    ask_sentinel(0);
+  }
+
+  void ask_sentinel(std::size_t i) {
+    if (stopped_) return;
+    if (i >= target_.endpoints.size()) {
+      spdlog::warn("redis: no Sentinel knows a primary for '{}'", target_.master_name);
+      return retry_later();
+    }
+    const auto& ep = target_.endpoints[i];
+    auto conn = redis_connection::create(strand_, "sentinel-query");
+    ++commands_sent_;
+    conn->connect(ep.host, ep.port, std::string{}, cfg_.command_timeout,
+                  [self = shared_from_this(), conn, i](boost::system::error_code ec) {
+                    if (ec) return self->ask_sentinel(i + 1);
+                    conn->command({"SENTINEL", "get-master-addr-by-name", self->target_.master_name},
+                                  self->cfg_.command_timeout,
+                                  [self, conn, i](boost::system::result<redis_reply> r) {
+                                    conn->close();
+                                    if (!r || !is_array(*r, 2)) return self->ask_sentinel(i + 1);
+                                    redis_endpoint primary{r->elements[0].str,
+                                                           static_cast<std::uint16_t>(to_u64(r->elements[1]))};
+                                    self->ensure_sentinel_subscription(i);
+                                    self->connect_primary(primary);
+                                  });
+                  },
+                  [] {});
+  }
+
+  void connect_primary(redis_endpoint ep) {
+    if (stopped_) return;
+    auto conn = redis_connection::create(strand_, "main");
+    main_ = conn;
+    conn->connect(
+        ep.host, ep.port, password_, cfg_.command_timeout,
+        [self = shared_from_this(), conn, ep](boost::system::error_code ec) {
+          if (self->main_ != conn) return;
+          if (ec) {
+            self->metrics_.error("connection");
+            self->main_.reset();
+            return self->retry_later();
+          }
+          ++self->commands_sent_;
+          conn->command({"ROLE"}, self->cfg_.command_timeout, [self, conn, ep](boost::system::result<redis_reply> r) {
+            if (self->main_ != conn) return;
+            if (!r || !is_array(*r, 1) || r->elements[0].str != "master") {
+              // Sentinel has not caught up yet (or redis:// points at a replica).
+              spdlog::warn("redis: {}:{} is not a primary; retrying", ep.host, ep.port);
+              conn->close();
+              self->main_.reset();
+              return self->retry_later();
+            }
+            self->primary_ready(ep);
+          });
+        },
+        [self = shared_from_this(), conn] {
+          if (self->main_ != conn) return;
+          spdlog::warn("redis: lost the connection to the primary {}:{}", conn->host(), conn->port());
+          self->metrics_.error("connection");
+          self->main_.reset();
+          self->main_ready_ = false;
+          self->close_node_subscription();
+          self->ensure_connecting();
+        });
+  }
+
+  void primary_ready(const redis_endpoint& ep) {
+    if (primary_ && !(*primary_ == ep)) {
+      metrics_.master_changed();
+      spdlog::info("redis: primary is now {}:{} (was {}:{})", ep.host, ep.port, primary_->host, primary_->port);
+    } else if (!primary_) {
+      spdlog::info("redis: connected to primary {}:{}", ep.host, ep.port);
+    }
+    primary_ = ep;
+    main_ready_ = true;
+    connecting_ = false;
+    backoff_ = std::chrono::milliseconds{0};
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& c : waiting) {
+      if (c->wait_timer) c->wait_timer->cancel();
+      send(c);
+    }
+    ensure_node_subscription();
+  }
+
+  void retry_later() {
+    connecting_ = true;  // until the timer fires
+    backoff_ = backoff_.count() == 0 ? std::chrono::milliseconds{100}
+                                     : std::min(backoff_ * 2, std::chrono::milliseconds{2000});
+    retry_timer_.expires_after(backoff_);
+    retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      self->connecting_ = false;
+      self->ensure_connecting();
+    });
+  }
+
+  void drop_primary() {
+    if (main_) {
+      main_->close();
+      main_.reset();
+    }
+    main_ready_ = false;
+    close_node_subscription();
+    ensure_connecting();
+  }
+
+  void close_node_subscription() {
+    if (sub_) sub_->close();
+    sub_.reset();
+  }
+
+  // Takeover notices for this node: "<epoch> <client id>".
+  void ensure_node_subscription() {
+    if (sub_ || stopped_ || !primary_ || !main_ready_) return;
+    auto conn = redis_connection::create(strand_, "takeover");
+    sub_ = conn;
+    auto self = shared_from_this();
+    auto drop = [self, conn] {
+      if (self->sub_ == conn) self->sub_.reset();
+    };
+    conn->connect(primary_->host, primary_->port, password_, cfg_.command_timeout,
+                  [self, conn, drop](boost::system::error_code ec) {
+                    if (self->sub_ != conn) return;
+                    if (ec) return drop();
+                    conn->subscribe("wharf:node:" + self->node_id_, self->cfg_.command_timeout,
+                                    [drop](boost::system::error_code ec2) {
+                                      if (ec2) drop();
+                                    },
+                                    [self](const std::string&, const std::string& message) {
+                                      self->deliver_takeover(message);
+                                    });
+                  },
+                  drop);
+  }
+
+  void deliver_takeover(const std::string& message) {
+    auto space = message.find(' ');
+    if (space == std::string::npos) return;
+    std::uint64_t epoch = 0;
+    std::from_chars(message.data(), message.data() + space, epoch);
+    std::string client_id = message.substr(space + 1);
+    std::lock_guard lock(takeover_mutex_);
+    if (!takeover_) return;
+    boost::asio::post(takeover_executor_, [h = takeover_, client_id = std::move(client_id), epoch] {
+      h(client_id, epoch);
+    });
+  }
+
+  // +switch-master "<name> <old ip> <old port> <new ip> <new port>"
+  void ensure_sentinel_subscription(std::size_t i) {
+    if (!target_.sentinel || sentinel_sub_ || stopped_) return;
+    const auto& ep = target_.endpoints[i % target_.endpoints.size()];
+    auto conn = redis_connection::create(strand_, "sentinel-events");
+    sentinel_sub_ = conn;
+    sentinel_index_ = i;
+    auto self = shared_from_this();
+    auto drop = [self, conn, i] {
+      if (self->sentinel_sub_ != conn) return;
+      self->sentinel_sub_.reset();
+      self->sentinel_index_ = i + 1;  // next time, ask another one
+    };
+    conn->connect(ep.host, ep.port, std::string{}, cfg_.command_timeout,
+                  [self, conn, drop](boost::system::error_code ec) {
+                    if (self->sentinel_sub_ != conn) return;
+                    if (ec) return drop();
+                    conn->subscribe("+switch-master", self->cfg_.command_timeout,
+                                    [drop](boost::system::error_code ec2) {
+                                      if (ec2) drop();
+                                    },
+                                    [self](const std::string&, const std::string& message) {
+                                      self->on_switch_master(message);
+                                    });
+                  },
+                  drop);
+  }
+
+  void on_switch_master(const std::string& message) {
+    // name old_ip old_port new_ip new_port
+    std::vector<std::string> parts;
+    std::size_t pos = 0;
+    while (pos <= message.size()) {
+      auto next = message.find(' ', pos);
+      if (next == std::string::npos) next = message.size();
+      parts.push_back(message.substr(pos, next - pos));
+      pos = next + 1;
+    }
+    if (parts.size() != 5 || parts[0] != target_.master_name) return;
+    redis_endpoint now{parts[3], 0};
+    std::from_chars(parts[4].data(), parts[4].data() + parts[4].size(), now.port);
+    spdlog::info("redis: Sentinel reports a new primary {}:{}", now.host, now.port);
+    if (main_ready_ && primary_ && *primary_ == now) return;
+    drop_primary();
+  }
+
+  void heartbeat_tick() {
+    if (stopped_) return;
+    if (main_ready_) {
+      auto c = std::make_shared<call>();
+      c->name = "heartbeat";
+      c->started = clock::now();
+      c->deadline = c->started + cfg_.command_timeout;
+      c->commands = {{"SET", "wharf:node:" + node_id_ + ":alive", "1", "PX", std::to_string(cfg_.node_ttl.count())},
+                     {"SADD", "wharf:nodes", node_id_}};
+      c->done = [self = shared_from_this()](boost::system::result<replies> r) {
+        if (r && (*r)[0].is_error()) (void)self->classify((*r)[0]);
+      };
+      exec(std::move(c));
+      ensure_node_subscription();
+      if (target_.sentinel) ensure_sentinel_subscription(sentinel_index_);
+    } else {
+      ensure_connecting();
+    }
+    heartbeat_timer_.expires_after(cfg_.heartbeat_interval);
+    heartbeat_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->heartbeat_tick();
+    });
+  }
+
+  void stop_now() {
+    stopped_ = true;
+    retry_timer_.cancel();
+    heartbeat_timer_.cancel();
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& c : waiting) finish(*c, store_error::shutting_down);
+    if (main_) main_->close();
+    main_.reset();
+    main_ready_ = false;
+    close_node_subscription();
+    if (sentinel_sub_) sentinel_sub_->close();
+    sentinel_sub_.reset();
+  }
+
+  const config::redis_config cfg_;
+  const redis_target target_;
+  const std::string node_id_;
+  strand_type strand_;
+  store_metrics metrics_;
+  std::string password_;
+  boost::asio::steady_timer retry_timer_;
+  boost::asio::steady_timer heartbeat_timer_;
+  std::chrono::milliseconds backoff_{0};
+
+  std::shared_ptr<redis_connection> main_;
+  std::shared_ptr<redis_connection> sub_;
+  std::shared_ptr<redis_connection> sentinel_sub_;
+  std::size_t sentinel_index_ = 0;
+  std::optional<redis_endpoint> primary_;
+  bool main_ready_ = false;
+  bool connecting_ = false;
+  bool stopped_ = false;
+  std::deque<std::shared_ptr<call>> waiting_;
+  std::atomic<std::uint64_t> commands_sent_{0};
+
+  std::mutex takeover_mutex_;
+  boost::asio::any_io_executor takeover_executor_;
+  takeover_handler takeover_;
+};
+
+redis_session_store::redis_session_store(const config::redis_config& cfg, redis_target target,
+                                         std::string node_id, boost::asio::io_context& io,
+                                         prometheus::Registry& registry)
+    : impl_(std::make_shared<impl>(cfg, std::move(target), std::move(node_id), io, registry)) {
+  impl_->start();
+}
+
+redis_session_store::~redis_session_store() { impl_->stop_now(); }
+
+std::string_view redis_session_store::node_id() const noexcept { return impl_->node_id_; }
+
+std::uint64_t redis_session_store::commands_sent() const noexcept { return impl_->commands_sent_.load(); }
+
+void redis_session_store::connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,
+                                  handler<connect_result> h) {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), p = std::move(params),
+                                     ex = std::move(ex), h = std::move(h)]() mutable {
+    std::vector<std::string> args{client_id,
+                                  p.node_id.empty() ? s->node_id_ : p.node_id,
+                                  p.connection_id,
+                                  p.clean_start ? "1" : "0",
+                                  std::to_string(p.session_expiry_seconds)};
+    if (p.will) {
+      args.insert(args.end(), {"1", p.will->topic, p.will->payload, std::to_string(p.will->qos),
+                               p.will->retain ? "1" : "0", p.will->properties,
+                               std::to_string(p.will->delay_seconds)});
+    } else {
+      args.push_back("0");
+    }
+    s->run_script("connect", scripts::connect(), std::move(args), true,
+                  [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    if (!r) return complete<connect_result>(ex, std::move(h), r.error());
+                    const auto& v = *r;
+                    if (!is_array(v, 9)) {
+                      s->metrics_.error("reply");
+                      return complete<connect_result>(ex, std::move(h), store_error::bad_reply);
+                    }
+                    connect_result out;
+                    out.session_present = to_u64(v.elements[0]) == 1;
+                    out.epoch = to_u64(v.elements[1]);
+                    out.previous_node = v.elements[2].str;
+                    out.previous_connection_id = v.elements[3].str;
+                    out.taken_over = to_u64(v.elements[4]) == 1;
+                    for (const auto& id : v.elements[5].elements) {
+                      out.qos2_awaiting_pubrel.push_back(static_cast<std::uint16_t>(to_u64(id)));
+                    }
+                    const auto& subs = v.elements[6].elements;
+                    for (std::size_t i = 0; i + 2 < subs.size(); i += 3) {
+                      out.subscriptions.push_back({subs[i].str, static_cast<std::uint8_t>(to_u64(subs[i + 1])),
+                                                   static_cast<std::uint32_t>(to_u64(subs[i + 2]))});
+                    }
+                    out.will_to_publish = will_from(v.elements[7]);
+                    if (to_u64(v.elements[8]) == 1) s->metrics_.session("expired");
+                    s->metrics_.session(out.taken_over ? "taken_over" : out.session_present ? "resumed" : "created");
+                    complete<connect_result>(ex, std::move(h), std::move(out));
+                  });
+  });
+}
+
+void redis_session_store::disconnect(std::string client_id, std::uint64_t epoch, disconnect_params params,
+                                     boost::asio::any_io_executor ex, handler<disconnect_result> h) {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, params,
+                                     ex = std::move(ex), h = std::move(h)]() mutable {
+    s->run_script("disconnect", scripts::disconnect(),
+                  {client_id, std::to_string(epoch), std::to_string(params.session_expiry_seconds),
+                   params.will == will_handling::publish ? "1" : "0"},
+                  false, [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    if (!r) return complete<disconnect_result>(ex, std::move(h), r.error());
+                    disconnect_result out;
+                    if (is_array(*r, 2)) out.will_to_publish = will_from(r->elements[1]);
+                    complete<disconnect_result>(ex, std::move(h), std::move(out));
+                  });
+  });
+}
+
+void redis_session_store::qos2_hold(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
+                                    boost::asio::any_io_executor ex, done_handler h) {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id,
+                                     ex = std::move(ex), h = std::move(h)]() mutable {
+    s->run_script("qos2_hold", scripts::qos2_hold(),
+                  {client_id, std::to_string(epoch), std::to_string(packet_id)}, true,
+                  [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
+                  });
+  });
+}
+
+void redis_session_store::qos2_release(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
+                                       boost::asio::any_io_executor ex, handler<bool> h) {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id,
+                                     ex = std::move(ex), h = std::move(h)]() mutable {
+    s->run_script("qos2_release", scripts::qos2_release(),
+                  {client_id, std::to_string(epoch), std::to_string(packet_id)}, false,
+                  [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    if (!r) return complete<bool>(ex, std::move(h), boost::system::result<bool>(boost::system::in_place_error, r.error()));
+                    complete<bool>(ex, std::move(h), r->integer == 1);
+                  });
+  });
+}
+
+void redis_session_store::update_expiry(std::string client_id, std::uint64_t epoch,
+                                        std::uint32_t session_expiry_seconds, boost::asio::any_io_executor ex,
+                                        done_handler h) {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, session_expiry_seconds,
+                                     ex = std::move(ex), h = std::move(h)]() mutable {
+    s->run_script("update_expiry", scripts::update_expiry(),
+                  {client_id, std::to_string(epoch), std::to_string(session_expiry_seconds)}, false,
+                  [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
+                  });
+  });
+}
+
+void redis_session_store::store_subscriptions(std::string client_id, std::uint64_t epoch,
+                                              std::vector<subscription> add, std::vector<std::string> remove,
+                                              boost::asio::any_io_executor ex, done_handler h) {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, add = std::move(add),
+                                     remove = std::move(remove), ex = std::move(ex), h = std::move(h)]() mutable {
+    std::vector<std::string> args{client_id, std::to_string(epoch), std::to_string(remove.size())};
+    for (auto& f : remove) args.push_back(std::move(f));
+    for (auto& sub : add) {
+      args.push_back(std::move(sub.filter));
+      args.push_back(std::to_string(sub.options));
+      args.push_back(std::to_string(sub.identifier));
+    }
+    s->run_script("subscriptions", scripts::subscriptions(), std::move(args), true,
+                  [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
+                  });
+  });
+}
+
+void redis_session_store::poll_due_wills(boost::asio::any_io_executor ex, handler<sweep_result> h) {
+  boost::asio::post(impl_->strand_, [s = impl_, ex = std::move(ex), h = std::move(h)]() mutable {
+    s->run_script("sweep", scripts::sweep(), {s->node_id_, "500"}, false,
+                  [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    if (!r) return complete<sweep_result>(ex, std::move(h), r.error());
+                    if (!is_array(*r, 3)) return complete<sweep_result>(ex, std::move(h), store_error::bad_reply);
+                    sweep_result out;
+                    for (const auto& w : r->elements[0].elements) {
+                      if (!is_array(w, 7)) continue;
+                      redis_reply fields;
+                      fields.type = redis_reply::kind::array;
+                      fields.elements.assign(w.elements.begin() + 1, w.elements.end());
+                      if (auto will = will_from(fields)) out.wills.push_back({w.elements[0].str, std::move(*will)});
+                    }
+                    out.expired_sessions = static_cast<std::uint32_t>(to_u64(r->elements[1]));
+                    out.reaped_nodes = static_cast<std::uint32_t>(to_u64(r->elements[2]));
+                    if (out.expired_sessions) s->metrics_.session("expired", out.expired_sessions);
+                    complete<sweep_result>(ex, std::move(h), std::move(out));
+                  });
+  });
+}
+
+void redis_session_store::on_takeover(boost::asio::any_io_executor ex, takeover_handler h) {
+  std::lock_guard lock(impl_->takeover_mutex_);
+  if (ex) impl_->takeover_executor_ = std::move(ex);
+  impl_->takeover_ = std::move(h);
+}
+
+void redis_session_store::shutdown(boost::asio::any_io_executor ex, done_handler h) {
+  boost::asio::post(impl_->strand_, [s = impl_, ex = std::move(ex), h = std::move(h)]() mutable {
+    if (s->stopped_) return complete(ex, std::move(h), boost::system::error_code{});
+    s->heartbeat_timer_.cancel();
+    s->run_script("shutdown", scripts::shutdown(), {s->node_id_}, false,
+                  [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                    s->stop_now();
+                    complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
+                  });
+  });
+}
+
+}  // namespace wharf::state

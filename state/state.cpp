@@ -1,2 +1,0 @@
-// Session state implementations are added here.
-namespace wharf::state {}
