@@ -271,7 +271,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
             if (self->main_ != conn) return;
             if (!r || !is_array(*r, 1) || r->elements[0].str != "master") {
               // Sentinel has not caught up yet (or redis:// points at a replica).
-              spdlog::warn("redis: {}:{} is not a primary; retrying", ep.host, ep.port);
+              if (r) spdlog::warn("redis: {}:{} is not a primary; retrying", ep.host, ep.port);
+              else spdlog::warn("redis: ROLE on {}:{} failed ({}); retrying", ep.host, ep.port, r.error().message());
               conn->close();
               self->main_.reset();
               return self->retry_later();

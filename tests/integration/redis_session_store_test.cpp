@@ -1,0 +1,360 @@
+// The Redis session store against the local stack's Redis (primary, two
+// replicas, three Sentinels). Run `scripts/stack up` first; without it every
+// test fails.
+#include "tests/integration/redis_session_test_support.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <set>
+
+namespace wharf::state::testing {
+namespace {
+
+class RedisSessionStore : public ::testing::Test {
+ protected:
+  void SetUp() override { require_stack(); }
+
+  std::string field(const std::string& client_id, const std::string& name) {
+    auto p = current_primary();
+    if (!p) return "(no primary)";
+    raw_redis r(p->first, p->second);
+    return r.get({"HGET", session_key(client_id), name});
+  }
+};
+
+TEST_F(RedisSessionStore, CreateThenResumeReportsSessionPresent) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("resume");
+  auto first = node.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_FALSE(first->session_present);
+  ASSERT_TRUE(node.disconnect(id, first->epoch, 3600, will_handling::discard));
+  auto second = node.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_TRUE(second->session_present);
+  EXPECT_EQ(second->previous_node, "it-node-a");
+  EXPECT_EQ(field(id, "state"), "c");
+}
+
+TEST_F(RedisSessionStore, EveryConnectBumpsTheEpoch) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("epoch");
+  std::uint64_t last = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto r = node.connect(id);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_GT(r->epoch, last);
+    last = r->epoch;
+  }
+  EXPECT_EQ(field(id, "epoch"), std::to_string(last));
+}
+
+TEST_F(RedisSessionStore, CleanSessionIsDeletedOnDisconnect) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("clean");
+  auto r = node.connect(id, true, 0);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(field(id, "node"), "it-node-a");
+  ASSERT_TRUE(node.disconnect(id, r->epoch, 0));
+  EXPECT_EQ(field(id, "epoch"), "(nil)");
+}
+
+TEST_F(RedisSessionStore, StaleEpochWriteIsRejectedAndChangesNothing) {
+  store_runner a("it-node-a");
+  store_runner b("it-node-b");
+  const auto id = unique_id("fence");
+  auto old_conn = a.connect(id);
+  ASSERT_TRUE(old_conn) << old_conn.error().message();
+  auto new_conn = b.connect(id);
+  ASSERT_TRUE(new_conn) << new_conn.error().message();
+
+  // Node a replays writes with the epoch it had before the takeover.
+  EXPECT_EQ(a.qos2_hold(id, old_conn->epoch, 99), make_error_code(store_error::fenced));
+  auto d = a.disconnect(id, old_conn->epoch, 0, will_handling::publish);
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error(), make_error_code(store_error::fenced));
+  auto rel = a.qos2_release(id, old_conn->epoch, 99);
+  ASSERT_FALSE(rel);
+  EXPECT_EQ(rel.error(), make_error_code(store_error::fenced));
+
+  EXPECT_EQ(field(id, "epoch"), std::to_string(new_conn->epoch));
+  EXPECT_EQ(field(id, "node"), "it-node-b");
+  EXPECT_EQ(field(id, "state"), "c");
+  auto p = current_primary();
+  ASSERT_TRUE(p);
+  raw_redis r(p->first, p->second);
+  EXPECT_EQ(r.get({"SISMEMBER", session_key(id) + ":q2", "99"}), "0");
+}
+
+TEST_F(RedisSessionStore, TakeoverNoticeReachesTheOtherNode) {
+  store_runner a("it-node-a");
+  store_runner b("it-node-b");
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, std::uint64_t>> notices;
+  a.store().on_takeover(a.executor(), [&](std::string id, std::uint64_t epoch) {
+    std::lock_guard lock(m);
+    notices.emplace_back(std::move(id), epoch);
+    cv.notify_all();
+  });
+  const auto id = unique_id("takeover");
+  auto first = a.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  // Node a must be known alive (heartbeat) and subscribed before b connects.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  auto second = b.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_TRUE(second->taken_over);
+  EXPECT_EQ(second->previous_node, "it-node-a");
+  EXPECT_TRUE(second->session_present);
+
+  std::unique_lock lock(m);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !notices.empty(); }))
+      << "node a never heard that it lost " << id;
+  EXPECT_EQ(notices[0].first, id);
+  EXPECT_EQ(notices[0].second, second->epoch);
+}
+
+TEST_F(RedisSessionStore, ConcurrentConnectsFromTwoNodesEndWithExactlyOneOwner) {
+  store_runner a("it-node-a");
+  store_runner b("it-node-b");
+  const auto id = unique_id("race");
+  constexpr int per_node = 20;
+  std::mutex m;
+  std::vector<std::pair<std::string, std::uint64_t>> won;  // node, epoch
+  int done = 0;
+  std::condition_variable cv;
+  auto issue = [&](store_runner& r, const std::string& node) {
+    connect_params p;
+    p.clean_start = false;
+    p.session_expiry_seconds = 3600;
+    p.connection_id = node;
+    r.store().connect(id, p, r.executor(), [&, node](boost::system::result<connect_result> res) {
+      std::lock_guard lock(m);
+      if (res) won.emplace_back(node, res->epoch);
+      ++done;
+      cv.notify_all();
+    });
+  };
+  for (int i = 0; i < per_node; ++i) {
+    issue(a, "it-node-a");
+    issue(b, "it-node-b");
+  }
+  std::unique_lock lock(m);
+  ASSERT_TRUE(cv.wait_for(lock, store_runner::hang_guard, [&] { return done == 2 * per_node; }));
+  ASSERT_FALSE(won.empty());
+  std::set<std::uint64_t> epochs;
+  std::pair<std::string, std::uint64_t> last{"", 0};
+  for (const auto& w : won) {
+    EXPECT_TRUE(epochs.insert(w.second).second) << "epoch " << w.second << " handed out twice";
+    if (w.second > last.second) last = w;
+  }
+  EXPECT_EQ(field(id, "epoch"), std::to_string(last.second));
+  EXPECT_EQ(field(id, "node"), last.first);
+  auto p = current_primary();
+  ASSERT_TRUE(p);
+  raw_redis r(p->first, p->second);
+  const bool in_a = r.get({"SISMEMBER", "wharf:node:it-node-a:sessions", id}) == "1";
+  const bool in_b = r.get({"SISMEMBER", "wharf:node:it-node-b:sessions", id}) == "1";
+  EXPECT_NE(in_a, in_b) << "exactly one node must own " << id;
+  EXPECT_EQ(in_a ? "it-node-a" : "it-node-b", last.first);
+}
+
+TEST_F(RedisSessionStore, ConnectSucceedsOnlyOnceAReplicaHoldsTheSession) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("wait");
+  auto r = node.connect(id);
+  ASSERT_TRUE(r) << r.error().message();
+  auto p = current_primary();
+  ASSERT_TRUE(p);
+  auto replicas = online_replicas(*p);
+  ASSERT_FALSE(replicas.empty()) << "the stack must run replicas";
+  int holding = 0;
+  for (const auto& rep : replicas) {
+    raw_redis c(rep.first, rep.second);
+    if (c.get({"HGET", session_key(id), "epoch"}) == std::to_string(r->epoch)) ++holding;
+  }
+  EXPECT_GE(holding, 1) << "WAIT returned before any replica had the session";
+}
+
+TEST_F(RedisSessionStore, Qos2IdsHeldOnOneNodeAreSeenByTheNext) {
+  store_runner a("it-node-a");
+  store_runner b("it-node-b");
+  const auto id = unique_id("qos2");
+  auto first = a.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_FALSE(a.qos2_hold(id, first->epoch, 42));
+  auto second = b.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(second->qos2_awaiting_pubrel, (std::vector<std::uint16_t>{42}));
+  auto rel = b.qos2_release(id, second->epoch, 42);
+  ASSERT_TRUE(rel);
+  EXPECT_TRUE(*rel);
+}
+
+TEST_F(RedisSessionStore, SubscriptionsSurviveReconnect) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("subs");
+  auto first = node.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_FALSE(node.call_done([&](done_handler h) {
+    node.store().store_subscriptions(id, first->epoch, {{"sensors/+/temp", 1, 0}, {"cmd/#", 0x25, 12}}, {},
+                                     node.executor(), h);
+  }));
+  auto second = node.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  ASSERT_EQ(second->subscriptions.size(), 2u);
+  std::map<std::string, subscription> by_filter;
+  for (const auto& s : second->subscriptions) by_filter[s.filter] = s;
+  EXPECT_EQ(by_filter["cmd/#"].options, 0x25);
+  EXPECT_EQ(by_filter["cmd/#"].identifier, 12u);
+  EXPECT_EQ(by_filter["sensors/+/temp"].options, 1);
+}
+
+TEST_F(RedisSessionStore, DelayedWillIsClaimedByExactlyOneNode) {
+  store_runner a("it-node-a");
+  store_runner b("it-node-b");
+  const auto id = unique_id("will");
+  auto r = a.connect(id, false, 600, will_message{"wills/" + id, "bye", 1, false, "", 1});
+  ASSERT_TRUE(r) << r.error().message();
+  auto d = a.disconnect(id, r->epoch, 600, will_handling::publish);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_FALSE(d->will_to_publish) << "a will with a delay is not due at disconnect";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  int claimed = 0;
+  for (auto* n : {&a, &b, &a}) {
+    auto s = n->sweep();
+    ASSERT_TRUE(s) << s.error().message();
+    for (const auto& w : s->wills) {
+      if (w.client_id != id) continue;
+      ++claimed;
+      EXPECT_EQ(w.will.topic, "wills/" + id);
+      EXPECT_EQ(w.will.payload, "bye");
+    }
+  }
+  EXPECT_EQ(claimed, 1);
+}
+
+TEST_F(RedisSessionStore, SessionOfACrashedNodeIsResumedWithItsWill) {
+  auto cfg = store_runner::default_config();
+  cfg.node_ttl = std::chrono::milliseconds(1000);
+  const auto id = unique_id("crash");
+  {
+    store_runner dead("it-node-dead", cfg);
+    auto r = dead.connect(id, false, 600, will_message{"wills/crash", "lost", 0, false, "", 0});
+    ASSERT_TRUE(r) << r.error().message();
+    dead.crash();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // heartbeat key expires
+  store_runner b("it-node-b");
+  auto r = b.connect(id);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->session_present);
+  EXPECT_FALSE(r->taken_over) << "a dead node cannot be told to close";
+  EXPECT_EQ(r->previous_node, "it-node-dead");
+  ASSERT_TRUE(r->will_to_publish);
+  EXPECT_EQ(r->will_to_publish->payload, "lost");
+}
+
+TEST_F(RedisSessionStore, SweepDisconnectsSessionsOfADeadNode) {
+  auto cfg = store_runner::default_config();
+  cfg.node_ttl = std::chrono::milliseconds(1000);
+  const auto id = unique_id("reap");
+  {
+    store_runner dead("it-node-reaped", cfg);
+    auto r = dead.connect(id, false, 600, will_message{"wills/reap", "reaped", 0, false, "", 0});
+    ASSERT_TRUE(r) << r.error().message();
+    dead.crash();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  store_runner b("it-node-b");
+  auto s = b.sweep();
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_GE(s->reaped_nodes, 1u);
+  bool found = false;
+  for (const auto& w : s->wills) found = found || (w.client_id == id && w.will.payload == "reaped");
+  EXPECT_TRUE(found) << "the dead node's will was not claimed";
+  EXPECT_EQ(field(id, "state"), "d");
+}
+
+TEST_F(RedisSessionStore, ShutdownMarksSessionsDisconnectedAndDropsTheHeartbeat) {
+  const auto id = unique_id("shutdown");
+  store_runner a("it-node-shutdown");
+  auto r = a.connect(id);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_FALSE(a.shutdown());
+  EXPECT_EQ(field(id, "state"), "d");
+  auto p = current_primary();
+  ASSERT_TRUE(p);
+  raw_redis raw(p->first, p->second);
+  EXPECT_EQ(raw.get({"EXISTS", "wharf:node:it-node-shutdown:alive"}), "0");
+  auto after = a.connect(unique_id("after"));
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error(), make_error_code(store_error::shutting_down));
+}
+
+TEST_F(RedisSessionStore, UnreachableRedisYieldsAnErrorNotAHang) {
+  auto cfg = store_runner::default_config();
+  cfg.url = "redis://127.0.0.1:1";
+  cfg.command_timeout = std::chrono::milliseconds(500);
+  store_runner node("it-node-nowhere", cfg);
+  auto r = node.connect(unique_id("nowhere"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), make_error_code(store_error::unavailable));
+}
+
+TEST_F(RedisSessionStore, SilentRedisYieldsAnErrorNotAHang) {
+  // A server that accepts and never answers.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  std::vector<boost::asio::ip::tcp::socket> held;
+  std::function<void()> accept = [&] {
+    acceptor.async_accept([&](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+      if (ec) return;
+      held.push_back(std::move(s));
+      accept();
+    });
+  };
+  accept();
+  std::thread t([&] { io.run(); });
+  auto cfg = store_runner::default_config();
+  cfg.url = "redis://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  cfg.command_timeout = std::chrono::milliseconds(500);
+  {
+    store_runner node("it-node-silent", cfg);
+    auto r = node.connect(unique_id("silent"));
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(r.error() == make_error_code(store_error::timeout) ||
+                r.error() == make_error_code(store_error::unavailable))
+        << r.error().message();
+  }
+  boost::asio::post(io, [&] { acceptor.close(); held.clear(); });
+  t.join();
+}
+
+TEST_F(RedisSessionStore, ReportsCommandLatencyAndSessionOutcomes) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("metrics");
+  ASSERT_TRUE(node.connect(id));
+  ASSERT_TRUE(node.connect(id));
+  std::map<std::string, double> sessions;
+  double connect_samples = 0;
+  for (const auto& f : node.registry().Collect()) {
+    if (f.name == "wharf_sessions_total") {
+      for (const auto& m : f.metric) sessions[m.label.at(0).value] = m.counter.value;
+    }
+    if (f.name == "wharf_redis_command_seconds") {
+      for (const auto& m : f.metric) {
+        if (m.label.at(0).value == "connect") connect_samples = static_cast<double>(m.histogram.sample_count);
+      }
+    }
+  }
+  EXPECT_EQ(sessions["created"], 1);
+  EXPECT_EQ(sessions["taken_over"], 1);
+  EXPECT_EQ(connect_samples, 2);
+}
+
+}  // namespace
+}  // namespace wharf::state::testing
