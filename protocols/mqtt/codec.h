@@ -67,6 +67,7 @@ class decoder {
   std::uint8_t header_[5] = {};
   std::size_t header_len_ = 0;
   std::uint32_t remaining_ = 0;  // body length, valid once header complete
+  bool header_done_ = false;
   std::string buffer_;           // partial body
 };
 

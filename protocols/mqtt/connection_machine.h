@@ -68,7 +68,7 @@ struct connection_options {
 connection_options make_connection_options(const config::mqtt_limits& limits);
 
 // Identifies one PUBLISH handed to the server, for `complete_publish`.
-// Increases by one per PUBLISH delivered on a connection.
+// Strictly increasing per connection (not necessarily by one).
 using publish_token = std::uint64_t;
 
 // ---- decisions the server hands in ----
@@ -227,12 +227,19 @@ class connection_machine {
     std::uint16_t packet_id;
     mqtt::qos qos;
     bool done;
-    bool counts;  // occupies an in-flight slot
+    bool counts;  // occupies an in-flight slot (false: repeated PUBREC)
     mqtt::reason_code reason_code;
     std::optional<std::string> reason_string;
   };
+  struct qos2_id {
+    std::uint16_t packet_id;
+    bool awaiting_pubrel;  // false: waiting for the sink
+    bool counts;           // occupies an in-flight slot (false: restored)
+  };
 
-  void process_input();
+  bool can_decode() const noexcept;
+  void process(std::span<const std::uint8_t>& input);
+  void process_pending();
   void handle(packet&& p);
   void handle_connect(connect&& c);
   void handle_publish(publish&& p);
@@ -240,42 +247,45 @@ class connection_machine {
   void handle_subscribe(const subscribe& s);
   void handle_unsubscribe(const unsubscribe& u);
   void handle_disconnect(const disconnect& d);
-  void fail(boost::system::error_code ec, std::optional<std::string> reason_string = {});
+  void fail(boost::system::error_code ec);
+  void push_done_ack(std::uint16_t packet_id, mqtt::qos q, mqtt::reason_code rc);
   void release_acks();
-  void send_ack_entry(const ack_entry& e);
-  void send_disconnect(mqtt::reason_code rc, std::optional<std::string> reason_string,
-                       std::optional<std::string> server_reference);
-  void send_connack(connack&& c);
-  void emit_will();
+  void send_ack_entry(ack_entry& e);
+  template <class P>
+  void send_limited(P&& p, bool strip_if_no_problem_info);
   void finish(mqtt::reason_code rc, boost::system::error_code ec, bool client_initiated,
               bool publish_will);
   void flush_output();
-  bool problem_info_allowed() const noexcept;
+  std::vector<qos2_id>::iterator find_qos2(std::uint16_t packet_id) noexcept;
   std::uint16_t effective_receive_maximum() const noexcept;
+  bool v5() const noexcept { return decoder_.version() == protocol_version::v5; }
 
   connection_options options_;
   decoder decoder_;
   state state_ = state::awaiting_connect;
   clock::time_point opened_at_;
   clock::time_point last_received_;
-  std::string pending_input_;   // undecoded bytes while paused
+  std::string pending_input_;  // undecoded bytes while paused
   std::size_t pending_offset_ = 0;
-  std::string out_;             // bytes of the current call
+  std::string out_;            // bytes of the current call
   std::vector<event> events_;
 
   std::string client_id_;
+  std::uint16_t client_keep_alive_ = 0;
+  bool clean_start_ = true;
   std::optional<will_message> will_;
   std::uint32_t session_expiry_ = 0;
   std::uint16_t keep_alive_ = 0;
-  std::uint32_t client_max_packet_ = 268435460;
+  std::uint32_t client_max_packet_ = 268'435'460;
   bool request_problem_information_ = true;
+  bool request_response_information_ = false;
+  bool client_id_assigned_ = false;
 
   publish_token next_token_ = 1;
-  std::deque<ack_entry> acks_;                    // arrival order
-  std::vector<std::uint16_t> qos2_ids_;           // sorted: pending or awaiting PUBREL
-  std::vector<std::uint16_t> qos2_awaiting_rel_;  // sorted subset
+  std::deque<ack_entry> acks_;     // arrival order, tokens increasing
+  std::vector<qos2_id> qos2_ids_;  // sorted by packet id
   std::size_t inflight_ = 0;
-  std::vector<std::string> aliases_;              // index alias-1
+  std::vector<std::string> aliases_;  // index alias-1
 };
 
 }  // namespace wharf::mqtt
