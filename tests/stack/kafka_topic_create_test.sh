@@ -5,6 +5,7 @@ source "$(dirname "$0")/lib.sh"
 require_kafka_stack
 
 topic="stack-test-create-$$-$RANDOM"
+trap '"$STACK" topic delete "$topic" >/dev/null 2>&1 || true' EXIT
 "$STACK" topic create "$topic" --partitions 2 || fail "scripts/stack topic create $topic failed"
 out=$(kafka_metadata -t "$topic")
 grep -q "topic \"$topic\" with 2 partitions" <<<"$out" || fail "kcat does not show $topic with 2 partitions: $out"
