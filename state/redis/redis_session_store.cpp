@@ -223,12 +223,13 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   void ensure_connecting() {
     if (connecting_ || main_ready_ || stopped_) return;
     connecting_ = true;
+    ++attempt_;
     if (!target_.sentinel) return connect_primary(target_.endpoints.front());
-    ask_sentinel(0);
+    ask_sentinel(0, attempt_);
   }
 
-  void ask_sentinel(std::size_t i) {
-    if (stopped_) return;
+  void ask_sentinel(std::size_t i, std::uint64_t attempt) {
+    if (stopped_ || attempt != attempt_) return;
     if (i >= target_.endpoints.size()) {
       spdlog::warn("redis: no Sentinel knows a primary for '{}'", target_.master_name);
       return retry_later();
@@ -237,13 +238,14 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     auto conn = redis_connection::create(strand_, "sentinel-query");
     ++commands_sent_;
     conn->connect(ep.host, ep.port, std::string{}, cfg_.command_timeout,
-                  [self = shared_from_this(), conn, i](boost::system::error_code ec) {
-                    if (ec) return self->ask_sentinel(i + 1);
+                  [self = shared_from_this(), conn, i, attempt](boost::system::error_code ec) {
+                    if (ec) return self->ask_sentinel(i + 1, attempt);
                     conn->command({"SENTINEL", "get-master-addr-by-name", self->target_.master_name},
                                   self->cfg_.command_timeout,
-                                  [self, conn, i](boost::system::result<redis_reply> r) {
+                                  [self, conn, i, attempt](boost::system::result<redis_reply> r) {
                                     conn->close();
-                                    if (!r || !is_array(*r, 2)) return self->ask_sentinel(i + 1);
+                                    if (attempt != self->attempt_) return;
+                                    if (!r || !is_array(*r, 2)) return self->ask_sentinel(i + 1, attempt);
                                     redis_endpoint primary{r->elements[0].str,
                                                            static_cast<std::uint16_t>(to_u64(r->elements[1]))};
                                     self->ensure_sentinel_subscription(i);
@@ -313,11 +315,13 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
 
   void retry_later() {
     connecting_ = true;  // until the timer fires
+    retry_pending_ = true;
     backoff_ = backoff_.count() == 0 ? std::chrono::milliseconds{100}
                                      : std::min(backoff_ * 2, std::chrono::milliseconds{2000});
     retry_timer_.expires_after(backoff_);
     retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec) return;
+      if (ec || !self->retry_pending_) return;
+      self->retry_pending_ = false;
       self->connecting_ = false;
       self->ensure_connecting();
     });
@@ -418,7 +422,17 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     std::from_chars(parts[4].data(), parts[4].data() + parts[4].size(), now.port);
     spdlog::info("redis: Sentinel reports a new primary {}:{}", now.host, now.port);
     if (main_ready_ && primary_ && *primary_ == now) return;
-    drop_primary();
+    // Go straight to the announced primary instead of waiting out a backoff.
+    if (main_) main_->close();
+    main_.reset();
+    main_ready_ = false;
+    close_node_subscription();
+    retry_pending_ = false;
+    retry_timer_.cancel();
+    backoff_ = std::chrono::milliseconds{0};
+    connecting_ = true;
+    ++attempt_;
+    connect_primary(now);
   }
 
   void heartbeat_tick() {
@@ -477,6 +491,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   std::optional<redis_endpoint> primary_;
   bool main_ready_ = false;
   bool connecting_ = false;
+  bool retry_pending_ = false;
+  std::uint64_t attempt_ = 0;  // discovery round; stale Sentinel answers are dropped
   bool stopped_ = false;
   std::deque<std::shared_ptr<call>> waiting_;
   std::atomic<std::uint64_t> commands_sent_{0};
