@@ -127,9 +127,11 @@ if ARGV[6] == '1' then
   redis.call('HSET', sk, 'w', '1', 'wt', ARGV[7], 'wp', ARGV[8], 'wq', ARGV[9], 'wr', ARGV[10],
              'wx', ARGV[11], 'wd', ARGV[12])
 end
-set_ttl(cid, nil)
-redis.call('ZREM', P .. 'wills', cid)
-redis.call('ZREM', P .. 'expiry', cid)
+if exists then
+  set_ttl(cid, nil)
+  redis.call('ZREM', P .. 'wills', cid)
+  redis.call('ZREM', P .. 'expiry', cid)
+end
 redis.call('SADD', node_sessions(node), cid)
 redis.call('SADD', P .. 'nodes', node)
 if taken == 1 then redis.call('PUBLISH', P .. 'node:' .. prev_node, epoch .. ' ' .. cid) end
@@ -237,32 +239,28 @@ end
 return {wills, expired, reaped}
 )lua";
 
-// ARGV: node -> number of sessions disconnected
+// A node stopping: its sessions become disconnected, in batches of
+// `limit` so that no single call blocks Redis for long. The last batch
+// removes the heartbeat. ARGV: node limit -> sessions still to do
 constexpr const char* shutdown_body = R"lua(
 local me = ARGV[1]
-local now = now_ms()
-local n = 0
-for _, cid in ipairs(redis.call('SMEMBERS', node_sessions(me))) do
-  local f = redis.call('HMGET', skey(cid), 'node', 'state')
-  if f[1] == me and f[2] == 'c' then
-    mark_disconnected(cid, now, true, false)
-    n = n + 1
-  end
+if not reap(me, now_ms(), tonumber(ARGV[2])) then
+  return redis.call('SCARD', node_sessions(me))
 end
-redis.call('DEL', node_sessions(me), node_alive(me))
+redis.call('DEL', node_alive(me))
 redis.call('SREM', P .. 'nodes', me)
-return n
+return 0
 )lua";
 
 // A node starting: sessions an earlier run of the same node id left
-// "connected" have no connection any more. ARGV: node ttl_ms -> 1
+// "connected" have no connection any more. Batches of `limit`.
+// ARGV: node ttl_ms limit -> sessions still to do
 constexpr const char* start_body = R"lua(
 local me = ARGV[1]
-local now = now_ms()
-while not reap(me, now, 1000) do end
-redis.call('SET', node_alive(me), now, 'PX', ARGV[2])
+redis.call('SET', node_alive(me), '1', 'PX', ARGV[2])
 redis.call('SADD', P .. 'nodes', me)
-return 1
+if reap(me, now_ms(), tonumber(ARGV[3])) then return 0 end
+return redis.call('SCARD', node_sessions(me))
 )lua";
 
 script make(const char* name, const char* body) {

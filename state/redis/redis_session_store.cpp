@@ -75,13 +75,31 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   void start() {
     boost::asio::post(strand_, [self = shared_from_this()] {
       // First of all: sessions an earlier run of this node id left behind.
-      self->run_script("start", scripts::start(),
-                       {self->node_id_, std::to_string(self->cfg_.node_ttl.count())}, false,
-                       [](boost::system::result<redis_reply> r) {
-                         if (!r) spdlog::warn("redis: node start-up script failed: {}", r.error().message());
-                       });
+      self->reap_own_leftovers();
       self->heartbeat_tick();
     });
+  }
+
+  static constexpr const char* batch = "1000";
+
+  void reap_own_leftovers() {
+    run_script("start", scripts::start(), {node_id_, std::to_string(cfg_.node_ttl.count()), batch}, false,
+               [self = shared_from_this()](boost::system::result<redis_reply> r) {
+                 if (!r) {
+                   spdlog::warn("redis: node start-up script failed: {}", r.error().message());
+                 } else if (r->integer > 0 && !self->stopped_) {
+                   self->reap_own_leftovers();
+                 }
+               });
+  }
+
+  void shutdown_batches(boost::asio::any_io_executor ex, done_handler h) {
+    run_script("shutdown", scripts::shutdown(), {node_id_, batch}, false,
+               [self = shared_from_this(), ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                 if (r && r->integer > 0) return self->shutdown_batches(std::move(ex), std::move(h));
+                 self->stop_now();
+                 complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
+               });
   }
 
   // ---- operations -------------------------------------------------------
@@ -89,6 +107,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   struct call {
     std::string name;
     std::vector<std::vector<std::string>> commands;
+    bool wait = false;  // a WAIT reply follows the command replies
     std::function<void(boost::system::result<replies>)> done;
     clock::time_point started;
     clock::time_point deadline;
@@ -113,25 +132,82 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     if (c->finished) return;
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(c->deadline - clock::now());
     if (remaining.count() <= 0) return finish(*c, store_error::timeout);
-    auto results = std::make_shared<replies>(c->commands.size());
-    auto outstanding = std::make_shared<std::size_t>(c->commands.size());
+    const std::size_t n = c->commands.size() + (c->wait ? 1 : 0);
+    auto results = std::make_shared<replies>(n);
+    auto outstanding = std::make_shared<std::size_t>(n);
     auto failed = std::make_shared<boost::system::error_code>();
     auto conn = main_;
+    auto on_reply = [self = shared_from_this(), c, results, outstanding, failed](
+                        std::size_t i, boost::system::result<redis_reply> r) {
+      if (r) (*results)[i] = std::move(*r);
+      else if (!*failed) *failed = r.error();
+      if (--*outstanding != 0) return;
+      if (*failed) {
+        self->metrics_.error(*failed == store_error::timeout ? "timeout" : "connection");
+        return self->finish(*c, *failed);
+      }
+      self->finish(*c, std::move(*results));
+    };
     for (std::size_t i = 0; i < c->commands.size(); ++i) {
       ++commands_sent_;
-      conn->command(c->commands[i], remaining,
-                    [self = shared_from_this(), c, results, outstanding, failed, i](
-                        boost::system::result<redis_reply> r) {
-                      if (r) (*results)[i] = std::move(*r);
-                      else if (!*failed) *failed = r.error();
-                      if (--*outstanding != 0) return;
-                      if (*failed) {
-                        self->metrics_.error(*failed == store_error::timeout ? "timeout" : "connection");
-                        return self->finish(*c, *failed);
-                      }
-                      self->finish(*c, std::move(*results));
-                    });
+      conn->command(c->commands[i], remaining, [on_reply, i](boost::system::result<redis_reply> r) {
+        on_reply(i, std::move(r));
+      });
     }
+    if (c->wait) {
+      join_wait(conn, [on_reply, i = n - 1](boost::system::result<redis_reply> r) { on_reply(i, std::move(r)); });
+    }
+  }
+
+  // Group commit. WAIT covers every write sent before it on the same
+  // connection, and Redis does not run a client's later commands while its
+  // WAIT blocks. So one WAIT is in flight at a time; the writes sent
+  // meanwhile share the next one. Under load many connects cost one WAIT.
+  struct wait_batch {
+    std::shared_ptr<redis_connection> conn;
+    std::vector<std::function<void(boost::system::result<redis_reply>)>> waiters;
+  };
+
+  void join_wait(const std::shared_ptr<redis_connection>& conn,
+                 std::function<void(boost::system::result<redis_reply>)> waiter) {
+    if (wait_inflight_ && wait_inflight_->conn == conn) {
+      if (!wait_next_ || wait_next_->conn != conn) {
+        fail_batch(wait_next_);
+        wait_next_ = std::make_shared<wait_batch>();
+        wait_next_->conn = conn;
+      }
+      wait_next_->waiters.push_back(std::move(waiter));
+      return;
+    }
+    fail_batch(wait_next_);
+    wait_inflight_ = std::make_shared<wait_batch>();
+    wait_inflight_->conn = conn;
+    wait_inflight_->waiters.push_back(std::move(waiter));
+    send_wait(wait_inflight_);
+  }
+
+  void send_wait(std::shared_ptr<wait_batch> b) {
+    ++commands_sent_;
+    ++waits_sent_;
+    b->conn->command({"WAIT", std::to_string(cfg_.wait_replicas), std::to_string(cfg_.wait_timeout.count())},
+                     cfg_.command_timeout,
+                     [self = shared_from_this(), b](boost::system::result<redis_reply> r) {
+                       for (auto& w : b->waiters) w(r);
+                       if (self->wait_inflight_ != b) return;
+                       self->wait_inflight_.reset();
+                       if (!r) return self->fail_batch(self->wait_next_);
+                       if (self->wait_next_ && self->wait_next_->conn == b->conn) {
+                         self->wait_inflight_ = std::move(self->wait_next_);
+                         self->send_wait(self->wait_inflight_);
+                       }
+                     });
+  }
+
+  void fail_batch(std::shared_ptr<wait_batch>& b) {
+    if (!b) return;
+    auto waiters = std::move(b->waiters);
+    b.reset();
+    for (auto& w : waiters) w(boost::system::result<redis_reply>(store_error::unavailable));
   }
 
   void finish(call& c, boost::system::result<replies> r) {
@@ -156,9 +232,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     eval.insert(eval.end(), std::make_move_iterator(args.begin()), std::make_move_iterator(args.end()));
     c->commands.push_back(std::move(eval));
     const bool with_wait = wait && cfg_.wait_replicas > 0;
-    if (with_wait) {
-      c->commands.push_back({"WAIT", std::to_string(cfg_.wait_replicas), std::to_string(cfg_.wait_timeout.count())});
-    }
+    c->wait = with_wait;
     c->done = [self = shared_from_this(), c_raw = c.get(), &s, with_wait, done = std::move(done)](
                   boost::system::result<replies> r) mutable {
       if (!r) return done(r.error());
@@ -170,6 +244,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
         again->started = c_raw->started;
         again->deadline = c_raw->deadline;
         again->commands = c_raw->commands;
+        again->wait = c_raw->wait;
         again->commands[0][0] = "EVAL";
         again->commands[0][1] = s.source;
         again->done = [self, with_wait, done = std::move(done)](boost::system::result<replies> r2) mutable {
@@ -470,6 +545,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     main_.reset();
     main_ready_ = false;
     close_node_subscription();
+    wait_inflight_.reset();
+    fail_batch(wait_next_);
     if (sentinel_sub_) sentinel_sub_->close();
     sentinel_sub_.reset();
   }
@@ -496,6 +573,9 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   bool stopped_ = false;
   std::deque<std::shared_ptr<call>> waiting_;
   std::atomic<std::uint64_t> commands_sent_{0};
+  std::atomic<std::uint64_t> waits_sent_{0};
+  std::shared_ptr<wait_batch> wait_inflight_;
+  std::shared_ptr<wait_batch> wait_next_;
 
   std::mutex takeover_mutex_;
   boost::asio::any_io_executor takeover_executor_;
@@ -514,6 +594,8 @@ redis_session_store::~redis_session_store() { impl_->stop_now(); }
 std::string_view redis_session_store::node_id() const noexcept { return impl_->node_id_; }
 
 std::uint64_t redis_session_store::commands_sent() const noexcept { return impl_->commands_sent_.load(); }
+
+std::uint64_t redis_session_store::waits_sent() const noexcept { return impl_->waits_sent_.load(); }
 
 void redis_session_store::connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,
                                   handler<connect_result> h) {
@@ -666,11 +748,7 @@ void redis_session_store::shutdown(boost::asio::any_io_executor ex, done_handler
   boost::asio::post(impl_->strand_, [s = impl_, ex = std::move(ex), h = std::move(h)]() mutable {
     if (s->stopped_) return complete(ex, std::move(h), boost::system::error_code{});
     s->heartbeat_timer_.cancel();
-    s->run_script("shutdown", scripts::shutdown(), {s->node_id_}, false,
-                  [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
-                    s->stop_now();
-                    complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
-                  });
+    s->shutdown_batches(std::move(ex), std::move(h));
   });
 }
 

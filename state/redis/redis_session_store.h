@@ -56,6 +56,8 @@ class redis_session_store final : public session_store {
 
   // Redis commands sent so far (EVALSHA, EVAL, WAIT, heartbeats, discovery...).
   std::uint64_t commands_sent() const noexcept;
+  // WAIT commands among them (one per batch of writes under load).
+  std::uint64_t waits_sent() const noexcept;
 
   class impl;
 
