@@ -80,16 +80,16 @@ struct connect_decision {
   bool session_present = false;  // forced false when rejecting or clean start
   // Required when `connect_requested::client_id_assignment_needed`; the
   // machine falls back to "wharf-<n>" if left empty.
-  std::string assigned_client_id;
-  std::optional<std::uint16_t> server_keep_alive;       // overrides the cap
-  std::optional<std::uint32_t> session_expiry_interval;  // 5.0: if capped
-  std::optional<std::string> reason_string;
-  std::optional<std::string> server_reference;    // with 0x9C / 0x9D
-  std::optional<std::string> response_information;
-  std::vector<user_property> user_properties;
+  std::string assigned_client_id{};
+  std::optional<std::uint16_t> server_keep_alive{};       // overrides the cap
+  std::optional<std::uint32_t> session_expiry_interval{};  // 5.0: if capped
+  std::optional<std::string> reason_string{};
+  std::optional<std::string> server_reference{};    // with 0x9C / 0x9D
+  std::optional<std::string> response_information{};
+  std::vector<user_property> user_properties{};
   // Resumed session: QoS 2 packet ids still awaiting PUBREL (from the
   // session store), so a re-sent PUBLISH is not delivered twice.
-  std::vector<std::uint16_t> qos2_awaiting_pubrel;
+  std::vector<std::uint16_t> qos2_awaiting_pubrel{};
 };
 
 struct publish_outcome {
@@ -103,7 +103,7 @@ struct publish_outcome {
   };
   kind what = kind::stored;
   mqtt::reason_code reason_code = reason_code::unspecified_error;  // failed_permanent
-  std::optional<std::string> reason_string;  // 5.0, dropped if too large
+  std::optional<std::string> reason_string{};  // 5.0, dropped if too large
 
   static publish_outcome stored() { return {}; }
   static publish_outcome denied() { return {kind::denied, reason_code::not_authorized, {}}; }
@@ -122,12 +122,12 @@ struct publish_outcome {
 
 // Write these bytes to the socket, in order.
 struct send_event {
-  std::string bytes;
+  std::string bytes{};
 };
 
 // A valid CONNECT arrived. Answer with accept_connect / reject_connect.
 struct connect_requested {
-  mqtt::connect connect;  // as received (will included, password binary)
+  mqtt::connect connect{};  // as received (will included, password binary)
   // Client sent an empty client id and may have one assigned (5.0, or
   // 3.1.1 with Clean Session 1): fill connect_decision::assigned_client_id.
   bool client_id_assignment_needed = false;
@@ -137,13 +137,13 @@ struct connect_requested {
 // QoS 0 completions are optional (nothing is acknowledged for QoS 0).
 struct publish_requested {
   publish_token token = 0;
-  std::string topic;    // Topic Alias resolved
-  std::string payload;  // move it into the record
+  std::string topic{};    // Topic Alias resolved
+  std::string payload{};  // move it into the record
   mqtt::qos qos = qos::at_most_once;
   bool retain = false;
   bool dup = false;
   std::uint16_t packet_id = 0;
-  properties props;  // user properties, content type, payload format,
+  properties props{};  // user properties, content type, payload format,
                      // message expiry, response topic, correlation data
 };
 
@@ -151,8 +151,8 @@ struct publish_requested {
 // `delay` (0 = now; 5.0 min(Will Delay Interval, Session Expiry Interval)).
 // A reconnect of the same client id within the delay cancels it (server).
 struct will_requested {
-  std::string client_id;
-  will_message will;
+  std::string client_id{};
+  will_message will{};
   std::chrono::seconds delay{0};
 };
 
@@ -172,7 +172,7 @@ struct qos2_released {  // PUBCOMP sent; id free
 // Close the socket (after writing every `send` before it). Always last.
 struct close_event {
   mqtt::reason_code reason_code = reason_code::normal_disconnection;  // sent or implied
-  boost::system::error_code error;  // the rule broken, if any (for logs)
+  boost::system::error_code error{};  // the rule broken, if any (for logs)
   bool client_initiated = false;    // client DISCONNECT or socket closed
 };
 

@@ -59,11 +59,11 @@ struct properties {
 };
 
 struct will_message {
-  std::string topic;
-  std::string payload;
+  std::string topic{};
+  std::string payload{};
   mqtt::qos qos = qos::at_most_once;
   bool retain = false;
-  properties props;  // will properties (5.0)
+  properties props{};  // will properties (5.0)
 
   bool operator==(const will_message&) const = default;
 };
@@ -72,11 +72,11 @@ struct connect {
   protocol_version version = protocol_version::v5;
   bool clean_start = true;  // 3.1.1: Clean Session
   std::uint16_t keep_alive = 0;  // seconds
-  std::string client_id;
-  std::optional<will_message> will;
-  std::optional<std::string> username;
-  std::optional<std::string> password;  // binary
-  properties props;
+  std::string client_id{};
+  std::optional<will_message> will{};
+  std::optional<std::string> username{};
+  std::optional<std::string> password{};  // binary
+  properties props{};
 
   bool operator==(const connect&) const = default;
 };
@@ -84,19 +84,19 @@ struct connect {
 struct connack {
   bool session_present = false;
   mqtt::reason_code reason_code = reason_code::success;  // 3.1.1: mapped return code
-  properties props;
+  properties props{};
 
   bool operator==(const connack&) const = default;
 };
 
 struct publish {
-  std::string topic;  // may be empty on 5.0 when a Topic Alias is used
-  std::string payload;
+  std::string topic{};  // may be empty on 5.0 when a Topic Alias is used
+  std::string payload{};
   mqtt::qos qos = qos::at_most_once;
   bool retain = false;
   bool dup = false;
   std::uint16_t packet_id = 0;  // 0 for QoS 0
-  properties props;
+  properties props{};
 
   bool operator==(const publish&) const = default;
 };
@@ -105,30 +105,30 @@ struct publish {
 struct puback {
   std::uint16_t packet_id = 0;
   mqtt::reason_code reason_code = reason_code::success;
-  properties props;
+  properties props{};
   bool operator==(const puback&) const = default;
 };
 struct pubrec {
   std::uint16_t packet_id = 0;
   mqtt::reason_code reason_code = reason_code::success;
-  properties props;
+  properties props{};
   bool operator==(const pubrec&) const = default;
 };
 struct pubrel {
   std::uint16_t packet_id = 0;
   mqtt::reason_code reason_code = reason_code::success;
-  properties props;
+  properties props{};
   bool operator==(const pubrel&) const = default;
 };
 struct pubcomp {
   std::uint16_t packet_id = 0;
   mqtt::reason_code reason_code = reason_code::success;
-  properties props;
+  properties props{};
   bool operator==(const pubcomp&) const = default;
 };
 
 struct subscription {
-  std::string filter;
+  std::string filter{};
   mqtt::qos max_qos = qos::at_most_once;
   bool no_local = false;             // 5.0
   bool retain_as_published = false;  // 5.0
@@ -139,29 +139,29 @@ struct subscription {
 
 struct subscribe {
   std::uint16_t packet_id = 0;
-  std::vector<subscription> subscriptions;
-  properties props;
+  std::vector<subscription> subscriptions{};
+  properties props{};
   bool operator==(const subscribe&) const = default;
 };
 
 struct suback {
   std::uint16_t packet_id = 0;
-  std::vector<mqtt::reason_code> reason_codes;  // 3.1.1: 0x00-0x02 or 0x80
-  properties props;
+  std::vector<mqtt::reason_code> reason_codes{};  // 3.1.1: 0x00-0x02 or 0x80
+  properties props{};
   bool operator==(const suback&) const = default;
 };
 
 struct unsubscribe {
   std::uint16_t packet_id = 0;
-  std::vector<std::string> topic_filters;
-  properties props;
+  std::vector<std::string> topic_filters{};
+  properties props{};
   bool operator==(const unsubscribe&) const = default;
 };
 
 struct unsuback {
   std::uint16_t packet_id = 0;
-  std::vector<mqtt::reason_code> reason_codes;  // empty (not sent) on 3.1.1
-  properties props;
+  std::vector<mqtt::reason_code> reason_codes{};  // empty (not sent) on 3.1.1
+  properties props{};
   bool operator==(const unsuback&) const = default;
 };
 
@@ -174,13 +174,13 @@ struct pingresp {
 
 struct disconnect {
   mqtt::reason_code reason_code = reason_code::normal_disconnection;  // 5.0
-  properties props;
+  properties props{};
   bool operator==(const disconnect&) const = default;
 };
 
 struct auth {  // 5.0 only
   mqtt::reason_code reason_code = reason_code::success;
-  properties props;
+  properties props{};
   bool operator==(const auth&) const = default;
 };
 
