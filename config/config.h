@@ -130,6 +130,9 @@ struct http_config {
   tls_config tls;
   std::vector<http_type> types;
   std::vector<http_api_key> api_keys;
+  // YAML file holding a list of api_keys entries, added to api_keys; lets the
+  // key hashes live in a Kubernetes Secret instead of the config file. "" = none.
+  std::string api_keys_file;
   jwt_config jwt;
   std::vector<std::string> trusted_proxies;
   std::uint32_t max_header_bytes = 16384;
