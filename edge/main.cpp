@@ -3,6 +3,8 @@
 #include "edge/build_info.h"
 #include "edge/logging.h"
 #include "edge/node.h"
+#include "protocols/mqtt/server/authenticator.h"
+#include "sinks/local_log/log_command.h"
 
 #include <spdlog/spdlog.h>
 
@@ -24,6 +26,9 @@ Usage:
   wharf --check-config [--config FILE] [options]
                                        validate the configuration and exit
   wharf --print-keys                   list every configuration key with its default
+  wharf log cat|tail DIR               print the records of a local log (see docs/kafka.md)
+  wharf passwd FILE USER               add or change a user in an MQTT password file
+                                       (password read from standard input)
   wharf --help | --version
 
 Options (each overrides its configuration key; WHARF_<SECTION>_<KEY>
@@ -55,6 +60,8 @@ const std::map<std::string, std::string> flag_keys = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "log") == 0) return wharf::sinks::local_log::run_log_command(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "passwd") == 0) return wharf::mqtt::run_passwd_command(argc, argv);
   std::string config_path;
   if (const char* e = std::getenv("WHARF_CONFIG")) config_path = e;
   bool check_only = false;

@@ -1,0 +1,1012 @@
+#include "protocols/mqtt/server/mqtt_server.h"
+
+#include "protocols/mqtt/connection_machine.h"
+#include "protocols/mqtt/server/authenticator.h"
+#include "protocols/mqtt/server/record_builder.h"
+#include "protocols/mqtt/server/router.h"
+#include "sinks/sink.h"
+#include "state/session_store.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <list>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+namespace wharf::mqtt {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+boost::system::error_code parse_listen(const std::string& listen, tcp::endpoint& out) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return asio::error::invalid_argument;
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) return ec;
+  out = tcp::endpoint(addr, static_cast<unsigned short>(std::stoi(listen.substr(colon + 1))));
+  return {};
+}
+
+std::string reason_label(reason_code rc) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02X", static_cast<unsigned>(rc));
+  return buf;
+}
+
+std::string remote_of(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return {};
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// The reason code a permanent sink failure gets in a 5.0 PUBACK/PUBREC.
+reason_code reason_for(const sinks::delivery_result& r) {
+  using cause = sinks::delivery_result::cause;
+  switch (r.why) {
+    case cause::not_authorized: return reason_code::not_authorized;
+    case cause::too_large: return reason_code::quota_exceeded;
+    case cause::unknown_topic: return reason_code::implementation_specific_error;
+    default: return reason_code::unspecified_error;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Metrics, shared by every connection.
+struct server_metrics {
+  prometheus::Family<prometheus::Gauge>& connections_family;
+  prometheus::Gauge& connections_tcp;
+  prometheus::Gauge& connections_tls;
+  prometheus::Family<prometheus::Counter>& connects;
+  prometheus::Family<prometheus::Counter>& disconnects;
+  prometheus::Family<prometheus::Counter>& rejected;
+  prometheus::Counter* received_qos[3];
+  prometheus::Counter& received_bytes;
+  prometheus::Counter& acknowledged;
+  prometheus::Gauge& inflight_messages;
+  prometheus::Gauge& inflight_bytes;
+  prometheus::Counter& wills;
+
+  explicit server_metrics(prometheus::Registry& r)
+      : connections_family(prometheus::BuildGauge()
+                               .Name("wharf_connections")
+                               .Help("Open client connections by protocol and listener")
+                               .Register(r)),
+        connections_tcp(connections_family.Add({{"protocol", "mqtt"}, {"listener", "tcp"}})),
+        connections_tls(connections_family.Add({{"protocol", "mqtt"}, {"listener", "tls"}})),
+        connects(prometheus::BuildCounter()
+                     .Name("wharf_mqtt_connects_total")
+                     .Help("CONNECT packets answered, by result (reason code)")
+                     .Register(r)),
+        disconnects(prometheus::BuildCounter()
+                        .Name("wharf_mqtt_disconnects_total")
+                        .Help("Connections ended, by reason code (sent or received) and initiator")
+                        .Register(r)),
+        rejected(prometheus::BuildCounter()
+                     .Name("wharf_mqtt_publish_rejected_total")
+                     .Help("PUBLISH packets not stored, by reason")
+                     .Register(r)),
+        received_bytes(prometheus::BuildCounter()
+                           .Name("wharf_mqtt_received_bytes_total")
+                           .Help("Bytes read from MQTT connections")
+                           .Register(r)
+                           .Add({})),
+        acknowledged(prometheus::BuildCounter()
+                         .Name("wharf_mqtt_publish_acknowledged_total")
+                         .Help("QoS 1/2 PUBLISH packets acknowledged after the sink stored them")
+                         .Register(r)
+                         .Add({})),
+        inflight_messages(prometheus::BuildGauge()
+                              .Name("wharf_mqtt_inflight_messages")
+                              .Help("PUBLISH packets handed to the sink and not yet completed")
+                              .Register(r)
+                              .Add({})),
+        inflight_bytes(prometheus::BuildGauge()
+                           .Name("wharf_mqtt_inflight_bytes")
+                           .Help("Bytes of records handed to the sink and not yet completed")
+                           .Register(r)
+                           .Add({})),
+        wills(prometheus::BuildCounter()
+                  .Name("wharf_mqtt_wills_published_total")
+                  .Help("Will messages handed to the sink")
+                  .Register(r)
+                  .Add({})) {
+    auto& fam = prometheus::BuildCounter()
+                    .Name("wharf_mqtt_publish_received_total")
+                    .Help("PUBLISH packets received, by QoS")
+                    .Register(r);
+    for (int q = 0; q < 3; ++q) received_qos[q] = &fam.Add({{"qos", std::to_string(q)}});
+  }
+};
+
+class connection_base;
+
+// One io_context's share of the server: its acceptors and connections.
+struct shard {
+  asio::io_context& ioc;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<tcp::acceptor> tls_acceptor;
+  std::list<std::shared_ptr<connection_base>> connections;
+  std::vector<std::uint8_t> read_buffer = std::vector<std::uint8_t>(64 * 1024);
+};
+
+struct mqtt_server::impl {
+  std::vector<asio::io_context*> contexts;
+  config::mqtt_config cfg;
+  std::string node_id;
+  sinks::sink& sink;
+  state::session_store& store;
+  server_metrics metrics;
+  router routes;
+  authenticator auth;
+  connection_options conn_options;
+  std::unique_ptr<ssl::context> tls;
+  std::vector<std::unique_ptr<shard>> shards;
+  std::atomic<std::int64_t> inflight_bytes{0};
+  std::atomic<std::int64_t> inflight_messages{0};
+  std::atomic<std::size_t> connection_count{0};
+  std::atomic<std::uint64_t> next_connection_id{0};
+  std::atomic<bool> accepting{true};
+  std::unique_ptr<asio::steady_timer> sweep_timer;
+
+  // client id -> the connection that owns it on this node (takeover).
+  std::mutex owners_mutex;
+  std::unordered_map<std::string, std::weak_ptr<connection_base>> owners;
+
+  impl(std::vector<asio::io_context*> c, const config::mqtt_config& conf, std::string node, sinks::sink& s,
+       state::session_store& st, prometheus::Registry& registry)
+      : contexts(std::move(c)),
+        cfg(conf),
+        node_id(std::move(node)),
+        sink(s),
+        store(st),
+        metrics(registry),
+        routes(cfg),
+        auth(cfg),
+        conn_options(make_connection_options(cfg.limits)) {
+    conn_options.deny_drops_silently = cfg.deny_drops_silently;
+    if (!cfg.tls.listen.empty()) {
+      tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+      tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      boost::system::error_code ec;
+      tls->use_certificate_chain_file(cfg.tls.cert_file, ec);
+      if (ec) throw std::runtime_error("mqtt.tls.cert_file " + cfg.tls.cert_file + ": " + ec.message());
+      tls->use_private_key_file(cfg.tls.key_file, ssl::context::pem, ec);
+      if (ec) throw std::runtime_error("mqtt.tls.key_file " + cfg.tls.key_file + ": " + ec.message());
+      if (!cfg.tls.ca_file.empty()) {
+        tls->load_verify_file(cfg.tls.ca_file, ec);
+        if (ec) throw std::runtime_error("mqtt.tls.ca_file " + cfg.tls.ca_file + ": " + ec.message());
+        tls->set_verify_mode(ssl::verify_peer |
+                             (cfg.tls.require_client_cert ? ssl::verify_fail_if_no_peer_cert : ssl::verify_none));
+      }
+    }
+    for (auto* ioc : contexts) shards.push_back(std::make_unique<shard>(shard{*ioc, {}, {}, {}}));
+  }
+
+  std::int64_t budget() const { return static_cast<std::int64_t>(cfg.limits.inflight_bytes_budget); }
+  bool over_budget() const { return inflight_bytes.load(std::memory_order_relaxed) >= budget(); }
+
+  void claim_owner(const std::string& client_id, const std::shared_ptr<connection_base>& c) {
+    std::lock_guard lock(owners_mutex);
+    owners[client_id] = c;
+  }
+  void release_owner(const std::string& client_id, const connection_base* c);
+  void on_takeover(const std::string& client_id, std::uint64_t epoch);
+
+  void publish_will(const std::string& client_id, const state::will_message& w, std::uint64_t epoch,
+                    asio::any_io_executor ex);
+  void start_sweep();
+};
+
+// ---------------------------------------------------------------------------
+// One client connection; the stream type differs for TCP and TLS.
+class connection_base : public std::enable_shared_from_this<connection_base> {
+ public:
+  connection_base(mqtt_server::impl& srv, shard& sh, bool tls)
+      : srv_(srv),
+        sh_(sh),
+        tls_(tls),
+        machine_(srv.conn_options, clock::now()),
+        tick_(sh.ioc),
+        resume_(sh.ioc),
+        ids_(srv.node_id),
+        connection_id_(srv.node_id + "/" + std::to_string(srv.next_connection_id.fetch_add(1))) {}
+  virtual ~connection_base() = default;
+
+  asio::awaitable<void> run() { co_await read_loop(); }
+  asio::any_io_executor executor() { return sh_.ioc.get_executor(); }
+  std::uint64_t epoch() const { return epoch_; }
+  bool closed() const { return machine_.closed(); }
+
+  // Another node (or connection) took the session over.
+  void taken_over(std::uint64_t new_epoch) {
+    if (machine_.closed() || new_epoch <= epoch_) return;
+    superseded_ = true;
+    machine_.server_disconnect(reason_code::session_taken_over, {}, std::string("session taken over"));
+    process_events();
+  }
+
+  // Drain: stop reading; once acknowledgements in flight are written (or at
+  // `deadline`), disconnect with `rc`.
+  void begin_drain(reason_code rc, std::string server_reference, clock::time_point deadline) {
+    if (machine_.closed()) return;
+    draining_ = true;
+    drain_rc_ = rc;
+    drain_reference_ = std::move(server_reference);
+    drain_deadline_ = deadline;
+    maybe_finish_drain();
+    arm_tick();
+  }
+
+  void force_close() {
+    if (!machine_.closed()) {
+      machine_.server_disconnect(reason_code::server_shutting_down);
+      process_events();
+    }
+    close_socket();
+  }
+
+ protected:
+  virtual asio::awaitable<void> read_loop() = 0;
+  virtual void async_write_out() = 0;
+  virtual void close_socket() = 0;
+  virtual std::string remote() const = 0;
+  virtual std::optional<std::string> peer_cn() const { return std::nullopt; }
+
+  bool can_read() const {
+    return !machine_.closed() && !closing_ && !draining_ && machine_.wants_read() && !parked_ && !srv_.over_budget();
+  }
+
+  // Sleeps until `can_read` may have become true (woken by `wake`, or a
+  // short poll while the node-wide budget is spent).
+  asio::awaitable<void> wait_until_readable() {
+    while (!can_read() && !machine_.closed() && !closing_) {
+      resume_.expires_after(srv_.over_budget() ? 5ms : 1h);
+      co_await resume_.async_wait(use_tuple);
+    }
+  }
+  void wake() { resume_.cancel(); }
+
+  void on_input(std::span<const std::uint8_t> bytes) {
+    srv_.metrics.received_bytes.Increment(static_cast<double>(bytes.size()));
+    machine_.on_bytes(bytes, clock::now());
+    process_events();
+  }
+
+  // Carries out what the machine asked for.
+  void process_events() {
+    auto& evs = machine_.events();
+    // Handlers may call back into the machine, which appends new events:
+    // take the batch first.
+    std::vector<event> batch;
+    batch.swap(evs);
+    for (auto& ev : batch) {
+      std::visit([this](auto& e) { handle(e); }, ev);
+    }
+    batch.clear();
+    if (!machine_.events().empty()) process_events();
+    arm_tick();
+  }
+
+  void handle(send_event& e) {
+    if (out_pending_.empty())
+      out_pending_.swap(e.bytes);
+    else
+      out_pending_ += e.bytes;
+    flush();
+  }
+
+  void handle(connect_requested& e);
+  void handle(publish_requested& e);
+  void handle(will_requested&) { will_due_ = true; }
+  void handle(session_expiry_update& e) { session_expiry_ = e.seconds; }
+  void handle(qos2_held&) {}
+  void handle(qos2_released& e) {
+    if (epoch_ == 0) return;
+    srv_.store.qos2_release(client_id_, epoch_, e.packet_id, executor(), [](boost::system::result<bool>) {});
+  }
+  void handle(close_event& e) {
+    if (closing_) return;
+    closing_ = true;
+    close_reason_ = e.reason_code;
+    client_initiated_ = e.client_initiated;
+    if (e.error)
+      spdlog::debug("mqtt {} {}: closing: {} ({})", connection_id_, client_id_, e.error.message(),
+                    reason_label(e.reason_code));
+    flush();
+    wake();
+  }
+
+  void flush() {
+    if (writing_) return;
+    if (out_pending_.empty()) {
+      if (closing_) close_socket();
+      return;
+    }
+    writing_ = true;
+    out_inflight_.swap(out_pending_);
+    out_pending_.clear();
+    async_write_out();
+  }
+  void on_written(boost::system::error_code ec) {
+    writing_ = false;
+    out_inflight_.clear();
+    if (ec) {
+      if (!machine_.closed()) {
+        machine_.on_socket_closed();
+        process_events();
+      }
+      close_socket();
+      return;
+    }
+    flush();
+  }
+
+  // Keep-alive, CONNECT timeout, delivery timeout and drain deadline.
+  void arm_tick() {
+    if (machine_.closed()) {
+      tick_.cancel();
+      return;
+    }
+    auto next = machine_.next_deadline();
+    if (!submitted_.empty()) {
+      auto t = submitted_.begin()->second + srv_.cfg.delivery_timeout;
+      if (!next || t < *next) next = t;
+    }
+    if (draining_ && (!next || drain_deadline_ < *next)) next = drain_deadline_;
+    if (!next) {
+      if (tick_armed_) tick_.cancel();
+      tick_armed_ = false;
+      return;
+    }
+    if (tick_armed_ && tick_at_ == *next) return;
+    tick_armed_ = true;
+    tick_at_ = *next;
+    tick_.expires_at(*next);
+    tick_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      self->tick_armed_ = false;
+      self->on_tick();
+    });
+  }
+
+  void on_tick() {
+    auto now = clock::now();
+    if (!submitted_.empty() && submitted_.begin()->second + srv_.cfg.delivery_timeout <= now && !machine_.closed()) {
+      spdlog::warn("mqtt {} {}: the sink did not confirm a message within mqtt.delivery_timeout; disconnecting so "
+                   "the device re-sends",
+                   connection_id_, client_id_);
+      srv_.metrics.rejected.Add({{"reason", "delivery_timeout"}}).Increment();
+      machine_.server_disconnect(reason_code::server_busy, {}, std::string("delivery timeout"));
+    }
+    if (draining_ && now >= drain_deadline_) finish_drain();
+    machine_.on_tick(now);
+    process_events();
+  }
+
+  void maybe_finish_drain() {
+    if (draining_ && machine_.inflight() == 0 && submitted_.empty()) finish_drain();
+  }
+  void finish_drain() {
+    if (machine_.closed()) return;
+    std::optional<std::string> ref;
+    if (!drain_reference_.empty()) ref = drain_reference_;
+    machine_.server_disconnect(drain_rc_, ref, std::string("server shutting down"));
+    process_events();
+  }
+
+  void submit(sinks::record rec, publish_token token, qos q, std::uint16_t packet_id);
+  void complete(publish_token token, qos q, std::uint16_t packet_id, std::size_t size,
+                const sinks::delivery_result& r);
+
+  // Runs once after the socket is done: session bookkeeping and metrics.
+  void finished() {
+    if (!machine_.closed()) {
+      machine_.on_socket_closed();
+      process_events();
+    }
+    auto& gauge = tls_ ? srv_.metrics.connections_tls : srv_.metrics.connections_tcp;
+    gauge.Decrement();
+    srv_.connection_count.fetch_sub(1);
+    srv_.metrics.disconnects
+        .Add({{"reason", reason_label(close_reason_)}, {"initiator", client_initiated_ ? "client" : "server"}})
+        .Increment();
+    if (epoch_ != 0) {
+      srv_.release_owner(client_id_, this);
+      if (!superseded_) {
+        state::disconnect_params p;
+        p.session_expiry_seconds = session_expiry_;
+        p.will = will_due_ ? state::will_handling::publish : state::will_handling::discard;
+        auto& srv = srv_;
+        auto client = client_id_;
+        auto epoch = epoch_;
+        auto ex = executor();
+        srv_.store.disconnect(client_id_, epoch_, p, ex,
+                              [&srv, client, epoch, ex](boost::system::result<state::disconnect_result> r) {
+                                if (r && r->will_to_publish) srv.publish_will(client, *r->will_to_publish, epoch, ex);
+                              });
+      }
+    }
+    tick_.cancel();
+    resume_.cancel();
+  }
+
+  mqtt_server::impl& srv_;
+  shard& sh_;
+  bool tls_;
+  connection_machine machine_;
+  asio::steady_timer tick_;
+  asio::steady_timer resume_;
+  bool tick_armed_ = false;
+  clock::time_point tick_at_{};
+  id_source ids_;
+  std::string connection_id_;
+  std::string client_id_;
+  std::string username_;
+  std::string remote_;
+  permissions perms_;
+  std::uint64_t epoch_ = 0;
+  std::uint32_t session_expiry_ = 0;
+  bool will_due_ = false;
+  bool superseded_ = false;
+  bool closing_ = false;
+  bool client_initiated_ = false;
+  reason_code close_reason_ = reason_code::normal_disconnection;
+  bool draining_ = false;
+  reason_code drain_rc_ = reason_code::server_shutting_down;
+  std::string drain_reference_;
+  clock::time_point drain_deadline_{};
+  std::string out_pending_, out_inflight_;
+  bool writing_ = false;
+  // Record refused with queue_full, re-submitted when the sink has room.
+  struct parked_record {
+    sinks::record rec;
+    publish_token token;
+    qos q;
+    std::uint16_t packet_id;
+  };
+  std::optional<parked_record> parked_record_;
+  bool parked_ = false;
+  // token -> submit time, for the delivery timeout (tokens grow with time).
+  std::map<publish_token, clock::time_point> submitted_;
+};
+
+void connection_base::handle(connect_requested& e) {
+  auto& c = e.connect;
+  auto reject = [this](reason_code rc, std::string why) {
+    srv_.metrics.connects.Add({{"result", reason_label(rc)}}).Increment();
+    connect_decision d;
+    d.reason_code = rc;
+    if (!why.empty()) d.reason_string = why;
+    machine_.reject_connect(std::move(d));
+    process_events();
+  };
+  if (srv_.connection_count.load() > srv_.cfg.limits.max_connections) {
+    spdlog::warn("mqtt: refusing {}: mqtt.limits.max_connections ({}) reached", remote_,
+                 srv_.cfg.limits.max_connections);
+    return reject(reason_code::quota_exceeded, "too many connections");
+  }
+  credentials creds;
+  creds.client_id = c.client_id;
+  if (c.username) creds.username = *c.username;
+  if (c.password) creds.password = *c.password;
+  creds.cert_cn = peer_cn();
+  auto a = srv_.auth.authenticate(creds);
+  if (!a.ok) {
+    spdlog::info("mqtt: refused CONNECT from {} (client id '{}'): {}", remote_, c.client_id, a.why);
+    return reject(a.code, a.code == reason_code::not_authorized ? "not authorized" : "bad user name or password");
+  }
+  username_ = a.username;
+  perms_ = std::move(a.perms);
+  std::string assigned;
+  client_id_ = c.client_id;
+  if (e.client_id_assignment_needed || client_id_.empty()) {
+    assigned = "wharf-" + connection_id_;
+    for (auto& ch : assigned)
+      if (ch == '/') ch = '-';
+    client_id_ = assigned;
+  }
+  std::uint32_t expiry = c.version == protocol_version::v5 ? c.props.session_expiry_interval.value_or(0)
+                             : (c.clean_start ? 0 : state::never_expires);
+  session_expiry_ = expiry;
+  state::connect_params p;
+  p.clean_start = c.clean_start;
+  p.session_expiry_seconds = expiry;
+  p.node_id = srv_.node_id;
+  p.connection_id = connection_id_;
+  if (c.will) {
+    state::will_message w;
+    w.topic = c.will->topic;
+    w.payload = c.will->payload;
+    w.qos = static_cast<std::uint8_t>(c.will->qos);
+    w.retain = c.will->retain;
+    w.delay_seconds = c.will->props.will_delay_interval.value_or(0);
+    p.will = std::move(w);
+  }
+  auto self = shared_from_this();
+  srv_.store.connect(client_id_, std::move(p), executor(),
+                     [self, assigned](boost::system::result<state::connect_result> r) {
+                       auto& me = *self;
+                       if (me.machine_.closed()) return;
+                       if (!r) {
+                         spdlog::warn("mqtt: session store could not confirm CONNECT of '{}': {}", me.client_id_,
+                                      r.error().message());
+                         me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::server_unavailable)}})
+                             .Increment();
+                         connect_decision d;
+                         d.reason_code = reason_code::server_unavailable;
+                         d.reason_string = "session state unavailable, retry";
+                         me.machine_.reject_connect(std::move(d));
+                         me.process_events();
+                         return;
+                       }
+                       me.epoch_ = r->epoch;
+                       me.srv_.claim_owner(me.client_id_, self);
+                       connect_decision d;
+                       d.session_present = r->session_present;
+                       d.assigned_client_id = assigned;
+                       d.qos2_awaiting_pubrel = r->qos2_awaiting_pubrel;
+                       me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::success)}}).Increment();
+                       me.machine_.accept_connect(std::move(d));
+                       me.process_events();
+                       if (r->will_to_publish)
+                         me.srv_.publish_will(me.client_id_, *r->will_to_publish, r->epoch, me.executor());
+                       me.wake();
+                     });
+}
+
+void connection_base::handle(publish_requested& e) {
+  int qi = static_cast<int>(e.qos);
+  srv_.metrics.received_qos[qi]->Increment();
+  if (!perms_.may_publish(e.topic)) {
+    srv_.metrics.rejected.Add({{"reason", "not_authorized"}}).Increment();
+    machine_.complete_publish(e.token, publish_outcome::denied());
+    return;
+  }
+  auto target = srv_.routes.route(e.topic, client_id_, username_);
+  if (!target) {
+    srv_.metrics.rejected.Add({{"reason", "no_route"}}).Increment();
+    machine_.complete_publish(e.token, publish_outcome::no_matching_route());
+    return;
+  }
+  publish_context ctx{client_id_, srv_.node_id, remote_, epoch_};
+  auto rec = build_record(*target->kafka_topic, std::move(target->key), std::move(e.topic), std::move(e.payload),
+                          e.qos, e.dup, e.packet_id, e.props, ctx, ids_);
+  submit(std::move(rec), e.token, e.qos, e.packet_id);
+}
+
+void connection_base::submit(sinks::record rec, publish_token token, qos q, std::uint16_t packet_id) {
+  std::size_t size = rec.size_bytes();
+  auto self = shared_from_this();
+  auto keep = rec;  // for re-submission when the queue is full
+  auto status = srv_.sink.submit(std::move(rec), executor(), [self, token, q, packet_id, size](sinks::delivery_result r) {
+    self->complete(token, q, packet_id, size, r);
+  });
+  if (status == sinks::submit_status::accepted) {
+    srv_.inflight_bytes.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+    srv_.metrics.inflight_bytes.Increment(static_cast<double>(size));
+    srv_.metrics.inflight_messages.Increment();
+    if (q != qos::at_most_once) submitted_.emplace(token, clock::now());
+    return;
+  }
+  if (status == sinks::submit_status::closed) {
+    srv_.metrics.rejected.Add({{"reason", "sink_closed"}}).Increment();
+    machine_.complete_publish(token, publish_outcome::failed_retryable());
+    return;
+  }
+  // Queue full: keep the record, stop reading, retry when there is room.
+  parked_ = true;
+  parked_record_ = parked_record{std::move(keep), token, q, packet_id};
+  srv_.sink.async_wait_capacity(executor(), [self] {
+    if (!self->parked_record_ || self->machine_.closed()) return;
+    auto p = std::move(*self->parked_record_);
+    self->parked_record_.reset();
+    self->parked_ = false;
+    self->submit(std::move(p.rec), p.token, p.q, p.packet_id);
+    self->process_events();
+    self->wake();
+  });
+}
+
+void connection_base::complete(publish_token token, qos q, std::uint16_t packet_id, std::size_t size,
+                               const sinks::delivery_result& r) {
+  srv_.inflight_bytes.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+  srv_.metrics.inflight_bytes.Decrement(static_cast<double>(size));
+  srv_.metrics.inflight_messages.Decrement();
+  submitted_.erase(token);
+  if (machine_.closed()) return;
+  if (r.stored()) {
+    if (q == qos::exactly_once && epoch_ != 0) {
+      // PUBREC only once the held packet id is replicated, so a PUBREL sent
+      // to another node after a crash completes without a second delivery.
+      auto self = shared_from_this();
+      srv_.store.qos2_hold(client_id_, epoch_, packet_id, executor(), [self, token](boost::system::error_code ec) {
+        if (self->machine_.closed()) return;
+        if (ec) {
+          spdlog::warn("mqtt {}: could not record QoS 2 packet id: {}", self->client_id_, ec.message());
+          self->machine_.complete_publish(token, publish_outcome::failed_retryable());
+        } else {
+          self->srv_.metrics.acknowledged.Increment();
+          self->machine_.complete_publish(token, publish_outcome::stored());
+        }
+        self->process_events();
+        self->maybe_finish_drain();
+        self->wake();
+      });
+      return;
+    }
+    if (q != qos::at_most_once) srv_.metrics.acknowledged.Increment();
+    machine_.complete_publish(token, publish_outcome::stored());
+  } else if (r.status == sinks::delivery_status::failed_permanent) {
+    srv_.metrics.rejected.Add({{"reason", "permanent"}}).Increment();
+    auto out = publish_outcome::failed_permanent(reason_for(r));
+    out.reason_string = r.reason;
+    machine_.complete_publish(token, std::move(out));
+  } else {
+    srv_.metrics.rejected.Add({{"reason", "retryable"}}).Increment();
+    spdlog::warn("mqtt {} {}: sink could not store a message ({}); disconnecting without acknowledgement",
+                 connection_id_, client_id_, r.reason);
+    machine_.complete_publish(token, publish_outcome::failed_retryable());
+  }
+  process_events();
+  maybe_finish_drain();
+  wake();
+}
+
+// Plain TCP: idle connections hold no read buffer; readiness is awaited
+// and the bytes are read into the shard's buffer, many packets at once.
+class tcp_connection final : public connection_base {
+ public:
+  tcp_connection(mqtt_server::impl& srv, shard& sh, tcp::socket s)
+      : connection_base(srv, sh, false), socket_(std::move(s)) {
+    remote_ = remote_of(socket_);
+  }
+
+  asio::awaitable<void> read_loop() override {
+    socket_.non_blocking(true);
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    arm_tick();
+    for (;;) {
+      co_await wait_until_readable();
+      if (machine_.closed() || closing_) break;
+      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
+      if (wec) break;
+      if (!can_read()) continue;
+      auto n = socket_.read_some(asio::buffer(sh_.read_buffer), ec);
+      if (ec == asio::error::would_block) continue;
+      if (ec || n == 0) break;
+      on_input(std::span<const std::uint8_t>(sh_.read_buffer.data(), n));
+    }
+    // Let pending writes (acks, DISCONNECT) finish before the socket goes.
+    while (writing_) {
+      resume_.expires_after(10ms);
+      co_await resume_.async_wait(use_tuple);
+    }
+    finished();
+    close_socket();
+  }
+
+  void async_write_out() override {
+    asio::async_write(socket_, asio::buffer(out_inflight_),
+                      [self = std::static_pointer_cast<tcp_connection>(shared_from_this())](
+                          boost::system::error_code ec, std::size_t) { self->on_written(ec); });
+  }
+
+  void close_socket() override {
+    if (!socket_.is_open()) return;
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    wake();
+  }
+
+  std::string remote() const override { return remote_; }
+
+ private:
+  tcp::socket socket_;
+};
+
+class tls_connection final : public connection_base {
+ public:
+  tls_connection(mqtt_server::impl& srv, shard& sh, tcp::socket s)
+      : connection_base(srv, sh, true), stream_(std::move(s), *srv.tls) {
+    remote_ = remote_of(stream_.next_layer());
+  }
+
+  asio::awaitable<void> read_loop() override {
+    boost::system::error_code ec;
+    stream_.next_layer().set_option(tcp::no_delay(true), ec);
+    arm_tick();  // the CONNECT timeout covers the handshake too
+    auto [hec] = co_await stream_.async_handshake(ssl::stream_base::server, use_tuple);
+    if (hec) {
+      spdlog::debug("mqtt tls {}: handshake failed: {}", remote_, hec.message());
+    } else {
+      std::vector<std::uint8_t> buf(16 * 1024);
+      for (;;) {
+        co_await wait_until_readable();
+        if (machine_.closed() || closing_) break;
+        auto [rec, n] = co_await stream_.async_read_some(asio::buffer(buf), use_tuple);
+        if (rec || n == 0) break;
+        on_input(std::span<const std::uint8_t>(buf.data(), n));
+      }
+      while (writing_) {
+        resume_.expires_after(10ms);
+        co_await resume_.async_wait(use_tuple);
+      }
+    }
+    finished();
+    close_socket();
+  }
+
+  void async_write_out() override {
+    asio::async_write(stream_, asio::buffer(out_inflight_),
+                      [self = std::static_pointer_cast<tls_connection>(shared_from_this())](
+                          boost::system::error_code ec, std::size_t) { self->on_written(ec); });
+  }
+
+  void close_socket() override {
+    auto& s = stream_.next_layer();
+    if (!s.is_open()) return;
+    boost::system::error_code ec;
+    s.shutdown(tcp::socket::shutdown_both, ec);
+    s.close(ec);
+    wake();
+  }
+
+  std::string remote() const override { return remote_; }
+
+  std::optional<std::string> peer_cn() const override {
+    auto* ssl = const_cast<ssl::stream<tcp::socket>&>(stream_).native_handle();
+    X509* cert = SSL_get_peer_certificate(ssl);
+    if (!cert) return std::nullopt;
+    std::unique_ptr<X509, void (*)(X509*)> guard(cert, X509_free);
+    if (SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) <= 0)
+      return std::nullopt;
+    return std::string(cn);
+  }
+
+ private:
+  ssl::stream<tcp::socket> stream_;
+};
+
+// ---------------------------------------------------------------------------
+
+void mqtt_server::impl::release_owner(const std::string& client_id, const connection_base* c) {
+  std::lock_guard lock(owners_mutex);
+  auto it = owners.find(client_id);
+  if (it == owners.end()) return;
+  auto cur = it->second.lock();
+  if (!cur || cur.get() == c) owners.erase(it);
+}
+
+void mqtt_server::impl::on_takeover(const std::string& client_id, std::uint64_t epoch) {
+  std::shared_ptr<connection_base> c;
+  {
+    std::lock_guard lock(owners_mutex);
+    auto it = owners.find(client_id);
+    if (it != owners.end()) c = it->second.lock();
+  }
+  if (!c) return;
+  asio::post(c->executor(), [c, epoch] { c->taken_over(epoch); });
+}
+
+void mqtt_server::impl::publish_will(const std::string& client_id, const state::will_message& w,
+                                     std::uint64_t epoch, asio::any_io_executor ex) {
+  auto target = routes.route(w.topic, client_id, "");
+  if (!target) {
+    spdlog::warn("mqtt: will of '{}' on topic '{}' matches no route; not published", client_id, w.topic);
+    return;
+  }
+  id_source ids(node_id);
+  publish_context ctx{client_id, node_id, "", epoch};
+  properties props;
+  auto rec = build_record(*target->kafka_topic, std::move(target->key), w.topic, w.payload,
+                          static_cast<qos>(w.qos), false, 0, props, ctx, ids, true);
+  metrics.wills.Increment();
+  auto status = sink.submit(std::move(rec), ex, [client_id](sinks::delivery_result r) {
+    if (!r.stored()) spdlog::warn("mqtt: will of '{}' was not stored: {}", client_id, r.reason);
+  });
+  if (status != sinks::submit_status::accepted)
+    spdlog::warn("mqtt: will of '{}' could not be handed to the sink (queue full or closed)", client_id);
+}
+
+void mqtt_server::impl::start_sweep() {
+  sweep_timer = std::make_unique<asio::steady_timer>(*contexts.front());
+  auto tick = std::make_shared<std::function<void()>>();
+  *tick = [this, tick] {
+    sweep_timer->expires_after(2s);
+    sweep_timer->async_wait([this, tick](boost::system::error_code ec) {
+      if (ec) return;
+      auto ex = contexts.front()->get_executor();
+      store.poll_due_wills(ex, [this, tick, ex](boost::system::result<state::sweep_result> r) {
+        if (r)
+          for (const auto& w : r->wills) publish_will(w.client_id, w.will, 0, ex);
+        if (accepting.load()) (*tick)();
+      });
+    });
+  };
+  (*tick)();
+}
+
+namespace {
+
+asio::awaitable<void> accept_loop(mqtt_server::impl& srv, shard& sh, tcp::acceptor& acceptor, bool tls) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      spdlog::warn("mqtt: accept failed: {}", ec.message());
+      asio::steady_timer t(sh.ioc, 50ms);  // e.g. out of file descriptors: do not spin
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    if (!srv.accepting.load()) continue;
+    // Hard cap a little above max_connections: beyond it not even a CONNACK.
+    if (srv.connection_count.load() >= srv.cfg.limits.max_connections + 64) continue;
+    std::shared_ptr<connection_base> c;
+    if (tls)
+      c = std::make_shared<tls_connection>(srv, sh, std::move(socket));
+    else
+      c = std::make_shared<tcp_connection>(srv, sh, std::move(socket));
+    srv.connection_count.fetch_add(1);
+    (tls ? srv.metrics.connections_tls : srv.metrics.connections_tcp).Increment();
+    sh.connections.push_front(c);
+    auto it = sh.connections.begin();
+    struct runner {
+      static asio::awaitable<void> run(std::shared_ptr<connection_base> c, shard& sh,
+                                       std::list<std::shared_ptr<connection_base>>::iterator it) {
+        co_await c->run();
+        sh.connections.erase(it);
+      }
+    };
+    asio::co_spawn(sh.ioc, runner::run(c, sh, it), asio::detached);
+  }
+}
+
+}  // namespace
+
+mqtt_server::mqtt_server(std::vector<asio::io_context*> contexts, const config::mqtt_config& cfg,
+                         std::string node_id, sinks::sink& sink, state::session_store& store,
+                         prometheus::Registry& registry)
+    : impl_(std::make_unique<impl>(std::move(contexts), cfg, std::move(node_id), sink, store, registry)) {}
+
+mqtt_server::~mqtt_server() { stop(); }
+
+boost::system::error_code mqtt_server::start() {
+  auto& s = *impl_;
+  auto bind_all = [&](const std::string& listen, bool tls) -> boost::system::error_code {
+    if (listen.empty()) return {};
+    tcp::endpoint ep;
+    if (auto ec = parse_listen(listen, ep)) return ec;
+    for (auto& sh : s.shards) {
+      auto a = std::make_unique<tcp::acceptor>(sh->ioc);
+      boost::system::error_code ec;
+      a->open(ep.protocol(), ec);
+      if (!ec) a->set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) a->set_option(reuse_port(true), ec);
+      if (!ec) a->bind(ep, ec);
+      if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) return ec;
+      ep.port(a->local_endpoint().port());  // port 0: later shards share the chosen port
+      (tls ? sh->tls_acceptor : sh->acceptor) = std::move(a);
+    }
+    return {};
+  };
+  if (auto ec = bind_all(s.cfg.listen, false)) return ec;
+  if (auto ec = bind_all(s.cfg.tls.listen, true)) return ec;
+  for (auto& sh : s.shards) {
+    if (sh->acceptor) asio::co_spawn(sh->ioc, accept_loop(s, *sh, *sh->acceptor, false), asio::detached);
+    if (sh->tls_acceptor) asio::co_spawn(sh->ioc, accept_loop(s, *sh, *sh->tls_acceptor, true), asio::detached);
+  }
+  s.store.on_takeover(s.contexts.front()->get_executor(),
+                      [&s](std::string client_id, std::uint64_t epoch) { s.on_takeover(client_id, epoch); });
+  s.start_sweep();
+  return {};
+}
+
+unsigned short mqtt_server::port() const {
+  auto& sh = impl_->shards.front();
+  boost::system::error_code ec;
+  return sh->acceptor ? sh->acceptor->local_endpoint(ec).port() : 0;
+}
+
+unsigned short mqtt_server::tls_port() const {
+  auto& sh = impl_->shards.front();
+  boost::system::error_code ec;
+  return sh->tls_acceptor ? sh->tls_acceptor->local_endpoint(ec).port() : 0;
+}
+
+std::size_t mqtt_server::connection_count() const { return impl_->connection_count.load(); }
+
+std::vector<std::string> mqtt_server::kafka_topics() const { return impl_->routes.kafka_topics(); }
+
+void mqtt_server::drain(std::chrono::milliseconds duration, std::chrono::milliseconds grace,
+                        std::string server_reference, std::function<void()> done) {
+  auto& s = *impl_;
+  s.accepting = false;
+  auto rc = server_reference.empty() ? reason_code::server_shutting_down : reason_code::use_another_server;
+  auto start = clock::now();
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(s.shards.size());
+  auto finish = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& shp : s.shards) {
+    shard& sh = *shp;
+    asio::post(sh.ioc, [&s, &sh, rc, server_reference, start, duration, grace, remaining, finish] {
+      boost::system::error_code ec;
+      if (sh.acceptor) sh.acceptor->close(ec);
+      if (sh.tls_acceptor) sh.tls_acceptor->close(ec);
+      // Spread the disconnects over `duration` with jitter so the clients do
+      // not all reconnect to the remaining nodes in the same instant.
+      std::mt19937 rng(std::random_device{}());
+      std::size_t n = sh.connections.size();
+      std::uniform_int_distribution<long long> jitter(0, std::max<long long>(1, duration.count()));
+      for (auto& c : sh.connections) {
+        auto at = start + std::chrono::milliseconds(n > 1 ? jitter(rng) : 0);
+        auto t = std::make_shared<asio::steady_timer>(sh.ioc, at);
+        t->async_wait([c, t, rc, server_reference, at, grace](boost::system::error_code) {
+          c->begin_drain(rc, server_reference, at + grace);
+        });
+      }
+      // Poll until this shard is empty or the deadline passed.
+      auto deadline = start + duration + grace + 1s;
+      auto poll = std::make_shared<asio::steady_timer>(sh.ioc);
+      auto check = std::make_shared<std::function<void()>>();
+      *check = [&sh, poll, check, deadline, remaining, finish] {
+        if (sh.connections.empty() || clock::now() >= deadline) {
+          for (auto& c : sh.connections) c->force_close();
+          if (remaining->fetch_sub(1) == 1 && *finish) (*finish)();
+          return;
+        }
+        poll->expires_after(20ms);
+        poll->async_wait([check](boost::system::error_code) { (*check)(); });
+      };
+      (*check)();
+    });
+  }
+  if (s.sweep_timer) asio::post(*s.contexts.front(), [&s] { s.sweep_timer->cancel(); });
+}
+
+void mqtt_server::stop() {
+  auto& s = *impl_;
+  s.accepting = false;
+  for (auto& sh : s.shards) {
+    boost::system::error_code ec;
+    if (sh->acceptor) sh->acceptor->close(ec);
+    if (sh->tls_acceptor) sh->tls_acceptor->close(ec);
+  }
+}
+
+}  // namespace wharf::mqtt
