@@ -89,6 +89,10 @@ boost::system::result<std::vector<producer_setting>, std::string> build_producer
   s.push_back({"statistics.interval.ms", "1000", "(default)"});
   s.push_back({"message.timeout.ms", std::to_string(cfg.delivery_timeout.count()), "kafka.delivery_timeout"});
   s.push_back({"linger.ms", std::to_string(cfg.linger.count()), "kafka.linger"});
+  // A missing topic fails its records as permanent (unknown topic) well
+  // before the delivery timeout would fail them as retryable.
+  s.push_back({"topic.metadata.propagation.max.ms",
+               std::to_string(std::min<std::int64_t>(10000, cfg.delivery_timeout.count() / 2)), "(default)"});
   s.push_back({"compression.type", cfg.compression, "kafka.compression"});
   s.push_back({"queue.buffering.max.messages", std::to_string(cfg.queue_max_messages), "kafka.queue_max_messages"});
   s.push_back({"queue.buffering.max.kbytes", std::to_string(std::max<std::uint64_t>(1, cfg.queue_max_bytes / 1024)),
@@ -192,6 +196,11 @@ struct kafka_sink::impl {
   bool failing = false;       // the last completion was a retryable failure
   bool healthy = true;
   clock_type::time_point unhealthy_since{};
+  // Progress: records waiting and none stored for `stall_after` also counts
+  // as not delivering (e.g. too few in-sync replicas: brokers up, no acks).
+  clock_type::time_point last_stored{};
+  std::atomic<std::int64_t> busy_since_ns{0};  // when pending last went from empty to non-empty
+  static constexpr std::chrono::seconds stall_after{10};
   std::size_t stats_msg_cnt = 0;
   std::size_t stats_msg_size = 0;
 
@@ -266,8 +275,11 @@ int stats_cb(rd_kafka_t*, char* json, size_t len, void* opaque) {
   return 0;
 }
 void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
-  auto lvl = level <= 3 ? spdlog::level::err : level <= 5 ? spdlog::level::warn : level == 6 ? spdlog::level::info
-                                                                                               : spdlog::level::debug;
+  // librdkafka logs every failed connection attempt as an error; the error
+  // callback already reports what matters, so its log is turned down a step.
+  auto lvl = level <= 2 ? spdlog::level::err : level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info
+                                                                                              : spdlog::level::debug;
+  if (std::string_view(fac) == "FAIL") lvl = spdlog::level::debug;
   spdlog::log(lvl, "kafka: [{}] {}", fac, buf);
 }
 
@@ -337,6 +349,10 @@ void kafka_sink::impl::on_error(int err, const char* reason) {
     update_health_locked();
     return;
   }
+  if (e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__RESOLVE) {
+    spdlog::info("kafka: {}: {}", rd_kafka_err2name(e), reason);
+    return;
+  }
   spdlog::warn("kafka: {}: {}", rd_kafka_err2name(e), reason);
 }
 
@@ -371,7 +387,10 @@ void kafka_sink::impl::note_outcome(const delivery_result& r) {
   std::lock_guard lk(health_mu);
   const bool was = failing;
   failing = r.status == delivery_status::failed_retryable && !closed.load();
-  if (r.status == delivery_status::stored) failing = false;
+  if (r.status == delivery_status::stored) {
+    failing = false;
+    last_stored = clock_type::now();
+  }
   if (was != failing) update_health_locked();
 }
 
@@ -623,6 +642,8 @@ submit_status kafka_sink::submit(record rec, boost::asio::any_io_executor ex, co
     std::lock_guard plk(d.pending_mu);
     id = d.next_id++;
     d.pending.emplace(id, std::move(f));
+    if (d.pending.size() == 1)
+      d.busy_since_ns.store(clock_type::now().time_since_epoch().count(), std::memory_order_relaxed);
   }
   rd_kafka_headers_t* hdrs = nullptr;
   if (!raw->rec.headers.empty()) {
@@ -676,15 +697,24 @@ void kafka_sink::async_wait_capacity(boost::asio::any_io_executor ex, std::funct
 }
 
 sink_health kafka_sink::health() const {
+  std::size_t pending;
+  {
+    std::lock_guard plk(impl_->pending_mu);
+    pending = impl_->pending.size();
+  }
   std::lock_guard lk(impl_->health_mu);
   sink_health h;
   h.delivering = impl_->healthy;
   h.unhealthy_since = impl_->unhealthy_since;
-  h.queued_records = impl_->stats_msg_cnt;
+  h.queued_records = pending;
   h.queued_bytes = impl_->stats_msg_size;
-  {
-    std::lock_guard plk(impl_->pending_mu);
-    h.queued_records = impl_->pending.size();
+  if (h.delivering && pending > 0) {
+    const clock_type::time_point busy{clock_type::duration{impl_->busy_since_ns.load(std::memory_order_relaxed)}};
+    const auto progress = std::max(impl_->last_stored, busy);
+    if (clock_type::now() - progress > impl::stall_after) {
+      h.delivering = false;
+      h.unhealthy_since = progress + impl::stall_after;
+    }
   }
   return h;
 }
