@@ -122,6 +122,9 @@ redis_connection::~redis_connection() { close(); }
 
 void redis_connection::close() {
   closing_ = true;
+  // These capture their owner; dropping them breaks the cycles.
+  on_closed_ = nullptr;
+  on_message_ = nullptr;
   if (connect_timer_) connect_timer_->cancel();
   if (context_ != nullptr) {
     auto* ac = context_;
