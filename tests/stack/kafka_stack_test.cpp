@@ -29,8 +29,7 @@ std::string bootstrap_servers() {
 }
 
 std::string stack_hint() {
-  return "Kafka at " + bootstrap_servers() +
-         " is not the 3-broker stack; run: scripts/stack up --brokers 3";
+  return "Kafka at " + bootstrap_servers() + " is not the 3-broker stack; run: scripts/stack up --brokers 3";
 }
 
 struct kafka_deleter {
@@ -70,17 +69,14 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 }
 
 // Builds a client; every property must be accepted, or the test fails there.
-kafka_ptr make_client(rd_kafka_type_t type,
-                      const std::vector<std::pair<std::string, std::string>>& props,
+kafka_ptr make_client(rd_kafka_type_t type, const std::vector<std::pair<std::string, std::string>>& props,
                       delivery* report = nullptr) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
-  std::vector<std::pair<std::string, std::string>> all{
-      {"bootstrap.servers", bootstrap_servers()}};
+  std::vector<std::pair<std::string, std::string>> all{{"bootstrap.servers", bootstrap_servers()}};
   all.insert(all.end(), props.begin(), props.end());
   for (const auto& [key, value] : all) {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
       ADD_FAILURE() << "config " << key << "=" << value << ": " << err;
       rd_kafka_conf_destroy(conf);
       return nullptr;
@@ -102,8 +98,7 @@ kafka_ptr make_client(rd_kafka_type_t type,
 metadata_ptr fetch_metadata(rd_kafka_t* rk, const std::string& topic) {
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_topic_t* rkt = topic.empty() ? nullptr : rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_resp_err_t err =
-      rd_kafka_metadata(rk, rkt == nullptr ? 1 : 0, rkt, &md, 10000);
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, rkt == nullptr ? 1 : 0, rkt, &md, 10000);
   if (rkt != nullptr) {
     rd_kafka_topic_destroy(rkt);
   }
@@ -125,8 +120,7 @@ const rd_kafka_metadata_topic_t* find_topic(const rd_kafka_metadata_t& md, std::
 
 // Waits for one admin result event on the queue.
 event_ptr wait_admin_result(rd_kafka_queue_t* queue) {
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(
-      queue, static_cast<int>(std::chrono::milliseconds(wait_limit).count()));
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(std::chrono::milliseconds(wait_limit).count()));
   if (ev == nullptr) {
     ADD_FAILURE() << "no admin result within the wait limit. " << stack_hint();
   }
@@ -142,8 +136,7 @@ std::string unique_topic_name() {
 // Creates a topic with RF 3 and waits until every partition has a leader.
 bool create_topic(rd_kafka_t* admin, const std::string& topic, int partitions) {
   char err[512];
-  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, expected_brokers, err,
-                                                  sizeof err);
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, expected_brokers, err, sizeof err);
   if (nt == nullptr) {
     ADD_FAILURE() << "NewTopic: " << err;
     return false;
@@ -163,8 +156,8 @@ bool create_topic(rd_kafka_t* admin, const std::string& topic, int partitions) {
   const rd_kafka_topic_result_t** results =
       rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
   if (n != 1 || rd_kafka_topic_result_error(results[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    ADD_FAILURE() << "creating " << topic << " failed: "
-                  << (n == 1 ? rd_kafka_topic_result_error_string(results[0]) : "no result");
+    ADD_FAILURE() << "creating " << topic
+                  << " failed: " << (n == 1 ? rd_kafka_topic_result_error_string(results[0]) : "no result");
     return false;
   }
   const auto deadline = std::chrono::steady_clock::now() + wait_limit;
@@ -193,13 +186,11 @@ void delete_topic(rd_kafka_t* admin, const std::string& topic) {
   rd_kafka_DeleteTopics(admin, &dt, 1, nullptr, queue.get());
   rd_kafka_DeleteTopic_destroy(dt);
   event_ptr ev = wait_admin_result(queue.get());
-  EXPECT_TRUE(ev && rd_kafka_event_error(ev.get()) == RD_KAFKA_RESP_ERR_NO_ERROR)
-      << "deleting " << topic << " failed";
+  EXPECT_TRUE(ev && rd_kafka_event_error(ev.get()) == RD_KAFKA_RESP_ERR_NO_ERROR) << "deleting " << topic << " failed";
 }
 
 // Effective topic configuration (topic overrides and broker defaults).
-std::optional<std::string> topic_config(rd_kafka_t* admin, const std::string& topic,
-                                        const std::string& key) {
+std::optional<std::string> topic_config(rd_kafka_t* admin, const std::string& topic, const std::string& key) {
   rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   queue_ptr queue{rd_kafka_queue_new(admin)};
   rd_kafka_DescribeConfigs(admin, &res, 1, nullptr, queue.get());
@@ -213,8 +204,8 @@ std::optional<std::string> topic_config(rd_kafka_t* admin, const std::string& to
     return std::nullopt;
   }
   size_t n = 0;
-  const rd_kafka_ConfigResource_t** resources = rd_kafka_DescribeConfigs_result_resources(
-      rd_kafka_event_DescribeConfigs_result(ev.get()), &n);
+  const rd_kafka_ConfigResource_t** resources =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev.get()), &n);
   if (n != 1 || rd_kafka_ConfigResource_error(resources[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     ADD_FAILURE() << "DescribeConfigs for " << topic << " failed";
     return std::nullopt;
@@ -281,30 +272,39 @@ TEST(StackKafka, RecordProducedWithAcksAllComesBackWithKeyValueAndHeaders) {
   const std::string ce_id = "id-" + topic;
 
   delivery report;
-  kafka_ptr producer = make_client(
-      RD_KAFKA_PRODUCER, {{"enable.idempotence", "true"}, {"acks", "all"}}, &report);
+  kafka_ptr producer = make_client(RD_KAFKA_PRODUCER, {{"enable.idempotence", "true"}, {"acks", "all"}}, &report);
   ASSERT_TRUE(producer);
-  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(2);
-  rd_kafka_header_add(hdrs, "ce_id", -1, ce_id.data(), static_cast<ssize_t>(ce_id.size()));
-  rd_kafka_header_add(hdrs, "ce_specversion", -1, "1.0", 3);
-  const rd_kafka_resp_err_t err = rd_kafka_producev(
-      producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(0),
-      RD_KAFKA_V_KEY(key.data(), key.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    rd_kafka_headers_destroy(hdrs);  // ownership passes only on success
+  // rd_kafka_produceva rather than the RD_KAFKA_V_* macros, which expand to
+  // GNU statement expressions.
+  std::vector<rd_kafka_vu_t> fields(7);
+  fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  fields[0].u.cstr = topic.c_str();
+  fields[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+  fields[1].u.i32 = 0;
+  fields[2].vtype = RD_KAFKA_VTYPE_KEY;
+  fields[2].u.mem = {const_cast<char*>(key.data()), key.size()};
+  fields[3].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[3].u.mem = {const_cast<char*>(value.data()), value.size()};
+  fields[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[4].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[5].vtype = RD_KAFKA_VTYPE_HEADER;
+  fields[5].u.header = {"ce_id", ce_id.data(), static_cast<ssize_t>(ce_id.size())};
+  fields[6].vtype = RD_KAFKA_VTYPE_HEADER;
+  fields[6].u.header = {"ce_specversion", "1.0", 3};
+  rd_kafka_error_t* produce_error = rd_kafka_produceva(producer.get(), fields.data(), fields.size());
+  if (produce_error != nullptr) {
+    const std::string reason = rd_kafka_error_string(produce_error);
+    rd_kafka_error_destroy(produce_error);
+    FAIL() << "produce: " << reason;
   }
-  ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
   rd_kafka_flush(producer.get(), static_cast<int>(std::chrono::milliseconds(wait_limit).count()));
   ASSERT_TRUE(report.reported) << "no delivery report. " << stack_hint();
   ASSERT_EQ(report.err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(report.err);
   ASSERT_EQ(report.partition, 0);
   ASSERT_GE(report.offset, 0);
 
-  kafka_ptr consumer = make_client(RD_KAFKA_CONSUMER, {{"group.id", topic},
-                                                       {"enable.auto.commit", "false"},
-                                                       {"auto.offset.reset", "earliest"}});
+  kafka_ptr consumer = make_client(
+      RD_KAFKA_CONSUMER, {{"group.id", topic}, {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"}});
   ASSERT_TRUE(consumer);
   rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(assignment, topic.c_str(), 0)->offset = report.offset;
