@@ -639,6 +639,11 @@ void connection_machine::fail(error_code ec) {
 template <class P>
 void connection_machine::send_limited(P&& p, bool strip_if_no_problem_info) {
   const protocol_version version = decoder_.version().value_or(protocol_version::v311);
+  // Reason strings come from anywhere (sink errors...): never send one that
+  // is not valid MQTT UTF-8.
+  if (p.props.reason_string && !is_valid_mqtt_utf8(*p.props.reason_string)) {
+    p.props.reason_string.reset();
+  }
   if (version == protocol_version::v5 && strip_if_no_problem_info &&
       !request_problem_information_) {
     p.props.reason_string.reset();

@@ -706,6 +706,18 @@ TEST(MqttConnection, RequestProblemInformationZeroDropsReasonStringFromPuback) {
   EXPECT_FALSE(as<puback>(sent[0]).props.reason_string);
 }
 
+TEST(MqttConnection, ReasonStringThatIsNotUtf8IsNeverSent) {
+  client c(protocol_version::v5);
+  c.connected();
+  c.publish_qos(qos::at_least_once, 1);
+  publish_outcome o = publish_outcome::denied();
+  o.reason_string = std::string("bad\xFF", 4);
+  c.complete(c.publishes[0].token, o);
+  auto sent = c.take();  // decodes: the client would reject invalid UTF-8
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_FALSE(as<puback>(sent[0]).props.reason_string);
+}
+
 // ---------------------------------------------------------------------------
 // Receive Maximum
 
