@@ -163,9 +163,9 @@ class KafkaSinkFault : public ::testing::Test {
     if (runner_.joinable()) runner_.join();
   }
 
-  static void restore_brokers() {
-    for (int b = 1; b <= 3; ++b) EXPECT_EQ(kt::stack("start kafka-" + std::to_string(b)), 0) << "kafka-" << b;
-  }
+  // `up` starts whatever is down, all at once, and waits for the cluster
+  // (one KRaft broker alone cannot come up when the other two are down).
+  static void restore_brokers() { EXPECT_EQ(kt::stack("up"), 0) << kt::last_stack_output(); }
 
   void start_sink(std::chrono::milliseconds delivery_timeout, std::uint32_t queue_max_messages = 500000) {
     config::kafka_config c;
@@ -252,9 +252,9 @@ TEST_F(KafkaSinkFault, KillingThePartitionLeaderRepeatedlyLosesNoStoredRecordAnd
     const int leader = leader_of(topic_, round % 3);
     ASSERT_GE(leader, 1) << "no leader for partition " << round % 3;
     const auto name = "kafka-" + std::to_string(leader);
-    ASSERT_EQ(kt::stack("kill " + name), 0);
+    ASSERT_EQ(kt::stack("kill " + name), 0) << kt::last_stack_output();
     std::this_thread::sleep_for(std::chrono::seconds(3));
-    ASSERT_EQ(kt::stack("start " + name), 0);
+    ASSERT_EQ(kt::stack("start " + name), 0) << kt::last_stack_output();
     std::this_thread::sleep_for(std::chrono::seconds(3));
   }
   load_->stop();
@@ -277,7 +277,7 @@ TEST_F(KafkaSinkFault, AllBrokersDownReportsNothingStoredBoundsMemoryAndResumesB
 
   start_load(1000);
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  for (int b = 1; b <= 3; ++b) ASSERT_EQ(kt::stack("kill kafka-" + std::to_string(b)), 0);
+  for (int b = 1; b <= 3; ++b) ASSERT_EQ(kt::stack("kill kafka-" + std::to_string(b)), 0) << kt::last_stack_output();
   // Reports already in librdkafka's queue may still come out just after the
   // last broker died; from here on nothing can be stored.
   const auto down = steady::now() + std::chrono::seconds(1);
@@ -313,7 +313,7 @@ TEST_F(KafkaSinkFault, AllBrokersDownReportsNothingStoredBoundsMemoryAndResumesB
   EXPECT_LE(max_queued, queue_limit);
   EXPECT_TRUE(went_unhealthy);
 
-  for (int b = 1; b <= 3; ++b) ASSERT_EQ(kt::stack("start kafka-" + std::to_string(b)), 0);
+  ASSERT_EQ(kt::stack("up"), 0) << kt::last_stack_output();
   const auto restarted = steady::now();
   const auto until = restarted + std::chrono::seconds(120);
   while (!load_->stored_after(restarted) && steady::now() < until)
@@ -329,8 +329,8 @@ TEST_F(KafkaSinkFault, TwoOfThreeBrokersDownReportsNothingStoredAndResumes) {
   start_sink(std::chrono::seconds(120));
   start_load(500);
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  ASSERT_EQ(kt::stack("kill kafka-2"), 0);
-  ASSERT_EQ(kt::stack("kill kafka-3"), 0);
+  ASSERT_EQ(kt::stack("kill kafka-2"), 0) << kt::last_stack_output();
+  ASSERT_EQ(kt::stack("kill kafka-3"), 0) << kt::last_stack_output();
   const auto down = steady::now() + std::chrono::seconds(1);
   bool went_unhealthy = false;
   for (int s = 0; s < 15; ++s) {
@@ -341,8 +341,8 @@ TEST_F(KafkaSinkFault, TwoOfThreeBrokersDownReportsNothingStoredAndResumes) {
   const auto up = steady::now();
   EXPECT_EQ(load_->stored_between(down, up), 0)
       << "records reported stored with only one of three replicas (min.insync.replicas 2)";
-  ASSERT_EQ(kt::stack("start kafka-2"), 0);
-  ASSERT_EQ(kt::stack("start kafka-3"), 0);
+  ASSERT_EQ(kt::stack("start kafka-2"), 0) << kt::last_stack_output();
+  ASSERT_EQ(kt::stack("start kafka-3"), 0) << kt::last_stack_output();
   const auto restarted = steady::now();
   const auto until = restarted + std::chrono::seconds(120);
   while (!load_->stored_after(restarted) && steady::now() < until)

@@ -190,10 +190,22 @@ inline std::vector<consumed> consume_all(const std::string& topic, std::size_t a
   return out;
 }
 
-// scripts/stack from the source tree; returns the exit status.
+// Output of the last stack() call, for failure messages.
+inline std::string& last_stack_output() {
+  static std::string out;
+  return out;
+}
+
+// scripts/stack from the source tree; returns the exit status and keeps the
+// output in last_stack_output().
 inline int stack(const std::string& args) {
-  const std::string cmd = std::string(WHARF_SOURCE_DIR) + "/scripts/stack " + args + " >/dev/null 2>&1";
-  const int rc = std::system(cmd.c_str());
+  const std::string cmd = std::string(WHARF_SOURCE_DIR) + "/scripts/stack " + args + " 2>&1";
+  last_stack_output() = "scripts/stack " + args + ":\n";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) last_stack_output() += buf;
+  const int rc = ::pclose(p);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
