@@ -334,6 +334,104 @@ TEST_F(RedisSessionStore, SilentRedisYieldsAnErrorNotAHang) {
   t.join();
 }
 
+TEST_F(RedisSessionStore, TakeoverOnTheSameNodeNotifiesThatNode) {
+  store_runner a("it-node-a");
+  std::promise<std::pair<std::string, std::uint64_t>> notice;
+  auto got = notice.get_future();
+  std::once_flag once;
+  a.store().on_takeover(a.executor(), [&](std::string id, std::uint64_t epoch) {
+    std::call_once(once, [&] { notice.set_value({std::move(id), epoch}); });
+  });
+  const auto id = unique_id("local-takeover");
+  auto first = a.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // takeover subscription in place
+  auto second = a.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_TRUE(second->taken_over);
+  ASSERT_EQ(got.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "no takeover notice";
+  auto [who, epoch] = got.get();
+  EXPECT_EQ(who, id);
+  EXPECT_EQ(epoch, second->epoch);
+}
+
+TEST_F(RedisSessionStore, SkipsASentinelThatDoesNotAnswer) {
+  auto cfg = store_runner::default_config();
+  cfg.url = "sentinel://127.0.0.1:1," + cfg.url.substr(std::string("sentinel://").size());
+  store_runner node("it-node-a", cfg);
+  auto r = node.connect(unique_id("dead-sentinel"));
+  ASSERT_TRUE(r) << r.error().message();
+}
+
+TEST_F(RedisSessionStore, ReplicaAddressYieldsUnavailableNotAWriteToAReplica) {
+  auto p = current_primary();
+  ASSERT_TRUE(p);
+  auto replicas = online_replicas(*p);
+  ASSERT_FALSE(replicas.empty());
+  auto cfg = store_runner::default_config();
+  cfg.url = "redis://" + replicas[0].first + ":" + std::to_string(replicas[0].second);
+  cfg.command_timeout = std::chrono::milliseconds(1000);
+  store_runner node("it-node-replica", cfg);
+  const auto id = unique_id("replica");
+  auto r = node.connect(id);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), make_error_code(store_error::unavailable));
+  EXPECT_EQ(field(id, "epoch"), "(nil)");
+}
+
+// A private password-protected Redis on a free port, for AUTH.
+class private_redis {
+ public:
+  explicit private_redis(const std::string& password) {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    port_ = probe.local_endpoint().port();
+    probe.close();
+    dir_ = "/tmp/wharf-redis-auth-" + std::to_string(port_);
+    const std::string cmd = "mkdir -p " + dir_ + " && redis-server --bind 127.0.0.1 --port " +
+                            std::to_string(port_) + " --requirepass " + password +
+                            " --save '' --appendonly no --daemonize yes --dir " + dir_ + " --pidfile " + dir_ +
+                            "/redis.pid --logfile " + dir_ + "/redis.log";
+    started_ = std::system(cmd.c_str()) == 0;
+    for (int i = 0; i < 50 && started_; ++i) {
+      raw_redis r("127.0.0.1", port_);
+      if (r.ok() && !r.get({"PING"}).empty()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ~private_redis() {
+    const std::string cmd = "kill $(cat " + dir_ + "/redis.pid) 2>/dev/null; rm -rf " + dir_;
+    (void)std::system(cmd.c_str());
+  }
+  bool started() const { return started_; }
+  int port() const { return port_; }
+
+ private:
+  int port_ = 0;
+  bool started_ = false;
+  std::string dir_;
+};
+
+TEST_F(RedisSessionStore, AuthenticatesWithThePassword) {
+  private_redis redis("s3cret-pw");
+  ASSERT_TRUE(redis.started()) << "could not start redis-server";
+  auto cfg = store_runner::default_config();
+  cfg.url = "redis://127.0.0.1:" + std::to_string(redis.port());
+  cfg.password = "s3cret-pw";
+  cfg.wait_replicas = 0;  // no replicas here
+  {
+    store_runner node("it-node-auth", cfg);
+    auto r = node.connect(unique_id("auth"));
+    ASSERT_TRUE(r) << r.error().message();
+  }
+  cfg.password = "wrong";
+  cfg.command_timeout = std::chrono::milliseconds(1000);
+  store_runner wrong("it-node-auth-wrong", cfg);
+  auto r = wrong.connect(unique_id("auth-wrong"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), make_error_code(store_error::unavailable));
+}
+
 TEST_F(RedisSessionStore, ReportsCommandLatencyAndSessionOutcomes) {
   store_runner node("it-node-a");
   const auto id = unique_id("metrics");
