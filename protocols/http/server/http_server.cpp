@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -37,6 +38,9 @@ using asio::awaitable;
 using asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Bodies of requests refused on their headers alone are read and dropped up
+// to this size (keeps the connection); larger ones close the connection.
+constexpr std::uint64_t k_discard_limit = 64 * 1024;
 
 namespace {
 
@@ -294,7 +298,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       if (draining_) co_return;
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(cfg_.max_header_bytes);
-      parser.body_limit(0);
+      // The head is checked against the type's limit first (413 without
+      // reading the body); the real limit is set once the type is known.
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       beast::get_lowest_layer(stream).expires_after(cfg_.idle_timeout);
       auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
       entry.idle = false;
@@ -327,8 +333,15 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
       auto outcome = handler_.check_head(req, started, std::chrono::system_clock::now());
       if (auto* resp = std::get_if<http_response>(&outcome)) {
-        // The body (if any) was not read: the connection cannot be reused.
-        const bool body_pending = !parser.is_done();
+        // A small unread body is read and dropped so the connection stays
+        // usable; a large one is not read at all and the connection closes.
+        bool body_pending = !parser.is_done();
+        if (body_pending && parser.content_length() && *parser.content_length() <= k_discard_limit) {
+          parser.body_limit(k_discard_limit);
+          beast::get_lowest_layer(stream).expires_after(cfg_.request_timeout);
+          auto [dec, dn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+          body_pending = static_cast<bool>(dec);
+        }
         const bool keep = client_keep_alive && !body_pending && !resp->close && !draining_;
         if (!co_await write(stream, std::move(*resp), version, keep, head_only, rt, started) || !keep) co_return;
         continue;
