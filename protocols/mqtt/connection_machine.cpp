@@ -376,8 +376,15 @@ void connection_machine::handle_publish(publish&& p) {
     auto it = find_qos2(p.packet_id);
     if (it != qos2_ids_.end() && it->packet_id == p.packet_id) {
       if (it->awaiting_pubrel) {
-        push_done_ack(p.packet_id, p.qos, reason_code::success);
-        release_acks();
+        // One repeated PUBREC per id waiting in the queue is enough; more
+        // duplicates behind a slow sink would grow the queue unbounded.
+        const bool queued = std::any_of(acks_.begin(), acks_.end(), [&](const ack_entry& e) {
+          return !e.counts && e.packet_id == p.packet_id && e.qos == qos::exactly_once;
+        });
+        if (!queued) {
+          push_done_ack(p.packet_id, p.qos, reason_code::success);
+          release_acks();
+        }
       }
       return;
     }
@@ -563,6 +570,10 @@ void connection_machine::handle_unsubscribe(const unsubscribe& u) {
 
 void connection_machine::handle_disconnect(const disconnect& d) {
   if (v5()) {
+    if (d.props.server_reference) {  // a server-only property
+      fail(errc::protocol_error);
+      return;
+    }
     if (d.props.session_expiry_interval) {
       if (session_expiry_ == 0 && *d.props.session_expiry_interval != 0) {
         fail(errc::session_expiry_invalid);  // [MQTT-3.14.2-2]

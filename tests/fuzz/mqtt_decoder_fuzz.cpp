@@ -147,6 +147,110 @@ struct machine_run {
   }
 };
 
+// A well-formed client packet built from fuzzer choices, so that the
+// machine's deeper states (QoS 2 flows, aliases, DISCONNECT rules) are
+// reached quickly; raw chunks cover everything else.
+std::string generated_packet(FuzzedDataProvider& fdp, std::optional<protocol_version> current) {
+  const protocol_version v =
+      current.value_or(fdp.ConsumeBool() ? protocol_version::v5 : protocol_version::v311);
+  const bool v5 = v == protocol_version::v5;
+  static const char* const topics[] = {"a", "a/b", "", "a/b/c/d/e/f/g/h/i", "$SYS/x", "t"};
+  packet p;
+  switch (fdp.ConsumeIntegralInRange<int>(0, 9)) {
+    case 0: {
+      connect c;
+      c.version = v;
+      c.clean_start = fdp.ConsumeBool();
+      c.keep_alive = fdp.ConsumeIntegralInRange<std::uint16_t>(0, 200);
+      c.client_id = fdp.ConsumeBool() ? "" : "dev";
+      if (fdp.ConsumeBool()) {
+        c.will = will_message{"w/t", fdp.ConsumeRandomLengthString(8),
+                              static_cast<qos>(fdp.ConsumeIntegralInRange<int>(0, 2)),
+                              fdp.ConsumeBool(), {}};
+        if (v5) {
+          c.will->props.will_delay_interval = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 100);
+          if (fdp.ConsumeBool()) c.will->props.payload_format_indicator = 1;
+        }
+      }
+      if (v5) {
+        if (fdp.ConsumeBool()) {
+          c.props.session_expiry_interval = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 100);
+        }
+        if (fdp.ConsumeBool()) {
+          c.props.maximum_packet_size = fdp.ConsumeIntegralInRange<std::uint32_t>(1, 64);
+        }
+        if (fdp.ConsumeBool()) c.props.request_problem_information = 0;
+        if (fdp.ConsumeBool()) c.props.authentication_method = "x";
+      }
+      p = std::move(c);
+      break;
+    }
+    case 1:
+    case 2:
+    case 3: {
+      publish pub;
+      pub.qos = static_cast<qos>(fdp.ConsumeIntegralInRange<int>(0, 2));
+      pub.packet_id = pub.qos == qos::at_most_once
+                          ? 0
+                          : fdp.ConsumeIntegralInRange<std::uint16_t>(1, 4);
+      pub.dup = pub.qos != qos::at_most_once && fdp.ConsumeBool();
+      pub.retain = fdp.ConsumeBool();
+      pub.topic = topics[fdp.ConsumeIntegralInRange<int>(0, 5)];
+      pub.payload = fdp.ConsumeRandomLengthString(16);
+      if (v5) {
+        if (fdp.ConsumeBool()) {
+          pub.props.topic_alias = fdp.ConsumeIntegralInRange<std::uint16_t>(1, 5);
+        }
+        if (fdp.ConsumeBool()) pub.props.payload_format_indicator = 1;
+        if (fdp.ConsumeBool()) pub.props.user_properties = {{"k", "v"}};
+      } else if (pub.topic.empty()) {
+        pub.topic = "t";
+      }
+      if (!v5 || !pub.props.topic_alias) {
+        if (pub.topic.empty()) pub.topic = "t";
+      }
+      p = std::move(pub);
+      break;
+    }
+    case 4:
+      p = pubrel{fdp.ConsumeIntegralInRange<std::uint16_t>(1, 4), reason_code::success, {}};
+      break;
+    case 5: {
+      subscribe sub;
+      sub.packet_id = 1;
+      sub.subscriptions.push_back(
+          {fdp.ConsumeBool() ? "a/#" : "$share/g/a", qos::at_least_once, fdp.ConsumeBool(),
+           false, 0});
+      p = std::move(sub);
+      break;
+    }
+    case 6:
+      p = unsubscribe{2, {fdp.ConsumeBool() ? "a/+" : "a/#/b"}, {}};
+      break;
+    case 7: {
+      disconnect d;
+      if (v5) {
+        d.reason_code = fdp.ConsumeBool() ? reason_code::normal_disconnection
+                                          : reason_code::disconnect_with_will_message;
+        if (fdp.ConsumeBool()) {
+          d.props.session_expiry_interval = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 10);
+        }
+      }
+      p = std::move(d);
+      break;
+    }
+    case 8:
+      p = pingreq{};
+      break;
+    default:
+      p = puback{fdp.ConsumeIntegralInRange<std::uint16_t>(1, 4), reason_code::success, {}};
+      break;
+  }
+  std::string out;
+  encode(p, v, out);
+  return out;
+}
+
 void fuzz_machine(FuzzedDataProvider& fdp) {
   connection_options o;
   o.max_packet_size = fdp.ConsumeIntegralInRange<std::uint32_t>(16, 4096);
@@ -161,7 +265,13 @@ void fuzz_machine(FuzzedDataProvider& fdp) {
   machine_run run(o, clock::time_point{} + std::chrono::hours(1));
 
   while (fdp.remaining_bytes() > 0 && !run.closed) {
-    switch (fdp.ConsumeIntegralInRange<int>(0, 7)) {
+    switch (fdp.ConsumeIntegralInRange<int>(0, 9)) {
+      case 8:
+      case 9: {
+        const std::string pkt = generated_packet(fdp, run.m.version());
+        run.m.on_bytes(pkt, run.now);
+        break;
+      }
       case 0:
       case 1: {
         const std::string chunk =

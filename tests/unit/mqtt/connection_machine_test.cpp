@@ -514,6 +514,21 @@ TEST(MqttConnection, Qos2RepeatedPubrecKeepsArrivalOrder) {
   EXPECT_EQ(as<pubrec>(sent[1]).packet_id, 5);
 }
 
+TEST(MqttConnection, Qos2DuplicatesBehindASlowSinkAreAnsweredOnce) {
+  client c(protocol_version::v5);
+  c.connected();
+  c.publish_qos(qos::exactly_once, 5);
+  c.complete(c.publishes[0].token);
+  c.take();
+  c.publish_qos(qos::at_least_once, 6);  // blocks the queue
+  for (int i = 0; i < 100; ++i) c.publish_qos(qos::exactly_once, 5, "t", "p", true);
+  c.complete(c.publishes[1].token);
+  auto sent = c.take();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(as<puback>(sent[0]).packet_id, 6);
+  EXPECT_EQ(as<pubrec>(sent[1]).packet_id, 5);
+}
+
 TEST(MqttConnection, PubrelForUnknownIdGetsPubcomp92OnV5) {
   client c(protocol_version::v5);
   c.connected();
@@ -945,6 +960,18 @@ TEST(MqttConnection, SessionExpiryFromZeroToNonZeroIsProtocolError) {
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(as<disconnect>(sent[0]).reason_code, reason_code::protocol_error);
   EXPECT_EQ(c.wills.size(), 1u);
+}
+
+TEST(MqttConnection, ServerReferenceInClientDisconnectIsProtocolError) {
+  client c(protocol_version::v5);
+  c.connected();
+  disconnect d;
+  d.props.server_reference = "elsewhere";
+  c.send(d);
+  ASSERT_TRUE(c.closed);
+  auto sent = c.take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(as<disconnect>(sent[0]).reason_code, reason_code::protocol_error);
 }
 
 TEST(MqttConnection, TakeoverSendsSessionTakenOver) {
