@@ -52,8 +52,8 @@ RUN apt-get update \
       librdkafka1 libhiredis0.14 libspdlog1.10 libfmt9 libyaml-cpp0.7 \
       libprometheus-cpp-core1.0 libssl3 zlib1g libjwt0 libargon2-1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log \
- && groupadd --system --gid 10001 wharf \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/wharf \
+ && groupadd --gid 10001 wharf \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/wharf \
       --shell /usr/sbin/nologin wharf \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/wharf /etc/wharf
 

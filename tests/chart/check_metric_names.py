@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Checks that every wharf_* metric the chart's dashboard and alert rules
-query is listed in docs/metrics.md, and that the dashboard is valid JSON with
-unique panel ids.
+"""Checks that every PromQL expression of the chart's dashboard and alert
+rules parses, that every wharf_* metric they query is listed in
+docs/metrics.md, and that the dashboard is valid JSON with unique panel ids.
 
     check_metric_names.py docs/metrics.md dashboards/wharf.json RENDERED.yaml
 
@@ -13,6 +13,7 @@ import json
 import re
 import sys
 
+import promql_parser
 import yaml
 
 METRIC_RE = re.compile(r"\bwharf_[a-z0-9_]+")
@@ -26,6 +27,17 @@ def base_name(name, documented):
     for suffix in SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in documented:
             return name[: -len(suffix)]
+    return None
+
+
+def parse_error(expr):
+    """None when `expr` is valid PromQL. Grafana's variables are replaced by
+    values of the right kind first."""
+    expr = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+    try:
+        promql_parser.parse(expr)
+    except ValueError as e:
+        return str(e)
     return None
 
 
@@ -51,7 +63,11 @@ def main(argv):
     used = {}
     for panel in dashboard.get("panels", []):
         for target in panel.get("targets", []):
-            for name in METRIC_RE.findall(target.get("expr", "")):
+            expr = target.get("expr", "")
+            err = parse_error(expr)
+            if err:
+                errors.append(f"dashboard panel '{panel['title']}': PromQL does not parse ({err}): {expr}")
+            for name in METRIC_RE.findall(expr):
                 used.setdefault(name, f"dashboard panel '{panel['title']}'")
 
     rules = 0
@@ -62,6 +78,9 @@ def main(argv):
             for group in doc["spec"]["groups"]:
                 for rule in group["rules"]:
                     rules += 1
+                    err = parse_error(rule["expr"])
+                    if err:
+                        errors.append(f"alert {rule['alert']}: PromQL does not parse ({err}): {rule['expr']}")
                     for name in METRIC_RE.findall(rule["expr"]):
                         used.setdefault(name, f"alert {rule['alert']}")
     if rules == 0:

@@ -59,7 +59,7 @@ app.kubernetes.io/part-of: wharf
 {{- define "wharf.secretsDir" -}}/etc/wharf/secrets{{- end }}
 {{- define "wharf.dataDir" -}}/var/lib/wharf{{- end }}
 
-{{/* The Secret the chart keeps inline credentials in. */}}
+{{- /* The Secret the chart keeps inline credentials in. */}}
 {{- define "wharf.secretName" -}}
 {{- include "wharf.fullname" . }}
 {{- end }}
@@ -118,7 +118,7 @@ app.kubernetes.io/part-of: wharf
 {{- else }}redis-password{{- end }}
 {{- end }}
 
-{{/* True ("true") when the chart must render its own Secret. */}}
+{{- /* True ("true") when the chart must render its own Secret. */}}
 {{- define "wharf.needsSecret" -}}
 {{- $v := .Values }}
 {{- if or
@@ -150,7 +150,7 @@ top.
 {{- $_ := set $managed.drain "server_reference" $v.drain.serverReference }}
 {{- end }}
 
-{{/* MQTT listeners */}}
+{{- /* MQTT listeners */}}
 {{- $mqtt := dict "listen" (ternary (printf "0.0.0.0:%d" (int $v.ports.mqtt)) "" $v.mqtt.enabled) }}
 {{- if $v.tls.enabled }}
 {{- $tls := dict
@@ -170,7 +170,7 @@ top.
 {{- $_ := set $mqtt "password_file" (printf "%s/mqtt/passwords" $secrets) }}
 {{- end }}
 
-{{/* HTTP listeners */}}
+{{- /* HTTP listeners */}}
 {{- $http := dict "listen" (ternary (printf "0.0.0.0:%d" (int $v.ports.http)) "" $v.http.enabled) }}
 {{- if and $v.tls.enabled $v.tls.http }}
 {{- $_ := set $http "tls" (dict
@@ -184,7 +184,7 @@ top.
 {{- $_ := set $http "api_keys_file" (printf "%s/http/api-keys.yaml" $secrets) }}
 {{- end }}
 
-{{/* JWT verification material */}}
+{{- /* JWT verification material */}}
 {{- if $v.auth.jwt.existingSecret }}
 {{- $jwt := dict }}
 {{- if $v.auth.jwt.secretKey }}{{- $_ := set $jwt "secret_file" (printf "%s/jwt/secret" $secrets) }}{{- end }}
@@ -196,7 +196,7 @@ top.
 {{- $_ := set $managed "mqtt" $mqtt }}
 {{- $_ := set $managed "http" $http }}
 
-{{/* Kafka security */}}
+{{- /* Kafka security */}}
 {{- $props := dict }}
 {{- if and $v.kafka.sasl.enabled $v.kafka.tls.enabled }}
 {{- $_ := set $props "security.protocol" "SASL_SSL" }}
@@ -222,7 +222,7 @@ top.
 {{- end }}
 
 {{- $merged := mustMergeOverwrite $cfg $managed }}
-{{/* A merge never overwrites with an empty value: set those explicitly. */}}
+{{- /* A merge never overwrites with an empty value: set those explicitly. */}}
 {{- $_ := set $merged.mqtt "listen" $mqtt.listen }}
 {{- $_ := set $merged.mqtt.tls "listen" $mqtt.tls.listen }}
 {{- $_ := set $merged.http "listen" $http.listen }}
@@ -234,7 +234,7 @@ top.
 {{- toYaml $merged }}
 {{- end }}
 
-{{/* Grace period: preStop sleep + drain + flush + margin. */}}
+{{- /* Grace period: preStop sleep + drain + flush + margin. */}}
 {{- define "wharf.terminationGracePeriodSeconds" -}}
 {{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) }}
 {{- .Values.terminationGracePeriodSeconds }}
@@ -243,7 +243,7 @@ top.
 {{- end }}
 {{- end }}
 
-{{/* Checks that JSON Schema cannot express --------------------------------- */}}
+{{- /* Checks that JSON Schema cannot express --------------------------------- */}}
 {{- define "wharf.validate" -}}
 {{- $v := .Values }}
 {{- $cfg := default dict $v.config }}
