@@ -432,6 +432,97 @@ TEST_F(RedisSessionStore, AuthenticatesWithThePassword) {
   EXPECT_EQ(r.error(), make_error_code(store_error::unavailable));
 }
 
+TEST_F(RedisSessionStore, CleanStartDiscardsSubscriptionsAndQos2Ids) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("clean-start");
+  auto first = node.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_FALSE(node.qos2_hold(id, first->epoch, 3));
+  ASSERT_FALSE(node.call_done([&](done_handler h) {
+    node.store().store_subscriptions(id, first->epoch, {{"x/#", 1, 0}}, {}, node.executor(), h);
+  }));
+  ASSERT_TRUE(node.disconnect(id, first->epoch, 3600, will_handling::discard));
+  auto second = node.connect(id, true, 3600);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_FALSE(second->session_present);
+  EXPECT_TRUE(second->subscriptions.empty());
+  EXPECT_TRUE(second->qos2_awaiting_pubrel.empty());
+}
+
+TEST_F(RedisSessionStore, SessionIsGoneAfterItsExpiryInterval) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("expiry");
+  auto first = node.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE(node.disconnect(id, first->epoch, 1, will_handling::discard));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  auto second = node.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_FALSE(second->session_present);
+}
+
+TEST_F(RedisSessionStore, SweepRemovesExpiredSessions) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("sweep-expiry");
+  auto first = node.connect(id);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE(node.disconnect(id, first->epoch, 1, will_handling::discard));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  auto s = node.sweep();
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_GE(s->expired_sessions, 1u);
+  EXPECT_EQ(field(id, "epoch"), "(nil)");
+}
+
+TEST_F(RedisSessionStore, AbnormalDisconnectReturnsAWillWithoutDelayNormalOneDiscardsIt) {
+  store_runner node("it-node-a");
+  const auto lost = unique_id("will-now");
+  auto a = node.connect(lost, false, 600, will_message{"w/now", "p", 2, true, std::string("\x26\x00\x01k\x00\x01v", 7), 0});
+  ASSERT_TRUE(a) << a.error().message();
+  auto d = node.disconnect(lost, a->epoch, 600, will_handling::publish);
+  ASSERT_TRUE(d) << d.error().message();
+  ASSERT_TRUE(d->will_to_publish);
+  EXPECT_EQ(d->will_to_publish->topic, "w/now");
+  EXPECT_EQ(d->will_to_publish->qos, 2);
+  EXPECT_TRUE(d->will_to_publish->retain);
+  EXPECT_EQ(d->will_to_publish->properties, std::string("\x26\x00\x01k\x00\x01v", 7)) << "properties are kept byte for byte";
+
+  const auto normal = unique_id("will-discard");
+  auto b = node.connect(normal, false, 600, will_message{"w/discard", "p", 0, false, "", 0});
+  ASSERT_TRUE(b) << b.error().message();
+  auto e = node.disconnect(normal, b->epoch, 600, will_handling::discard);
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_FALSE(e->will_to_publish);
+  EXPECT_EQ(field(normal, "w"), "(nil)");
+}
+
+TEST_F(RedisSessionStore, ReconnectBeforeTheWillDelayCancelsTheWill) {
+  store_runner node("it-node-a");
+  const auto id = unique_id("will-cancel");
+  auto a = node.connect(id, false, 600, will_message{"w/cancel", "p", 0, false, "", 1});
+  ASSERT_TRUE(a) << a.error().message();
+  ASSERT_TRUE(node.disconnect(id, a->epoch, 600, will_handling::publish));
+  auto b = node.connect(id);
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_FALSE(b->will_to_publish);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  auto s = node.sweep();
+  ASSERT_TRUE(s) << s.error().message();
+  for (const auto& w : s->wills) EXPECT_NE(w.client_id, id) << "a cancelled will was published";
+}
+
+TEST_F(RedisSessionStore, TakeoverHandsOverTheOldWillWithoutDelay) {
+  store_runner a("it-node-a");
+  store_runner b("it-node-b");
+  const auto id = unique_id("will-takeover");
+  auto first = a.connect(id, false, 600, will_message{"w/old", "old", 0, false, "", 0});
+  ASSERT_TRUE(first) << first.error().message();
+  auto second = b.connect(id);
+  ASSERT_TRUE(second) << second.error().message();
+  ASSERT_TRUE(second->will_to_publish);
+  EXPECT_EQ(second->will_to_publish->payload, "old");
+}
+
 TEST_F(RedisSessionStore, ReportsCommandLatencyAndSessionOutcomes) {
   store_runner node("it-node-a");
   const auto id = unique_id("metrics");
