@@ -10,7 +10,10 @@
 //
 // Threads: one poll thread serves librdkafka's callbacks and posts each
 // completion to the executor the record was submitted with, one post per run
-// of records sharing an executor. The payload is not copied at submit: the
+// of records sharing an executor. (A queue event fd watched from Asio would
+// save the thread but not the hop: completions still have to be posted to
+// each connection's executor, and the poll thread keeps librdkafka's
+// callbacks off every io_context.) The payload is not copied at submit: the
 // record stays owned by the sink until its delivery report, and librdkafka
 // copies it once, into the produce request.
 //
