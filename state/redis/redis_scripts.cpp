@@ -71,14 +71,15 @@ local function mark_disconnected(cid, now, publish, due_now_out)
   end
   return out
 end
--- Disconnects up to `limit` sessions a node left behind; true when none remain.
+-- Disconnects up to `limit` sessions a node left behind.
+-- Returns true when none remain, and how many were taken.
 local function reap(n, now, limit)
   local ids = redis.call('SPOP', node_sessions(n), limit)
   for _, cid in ipairs(ids) do
     local f = redis.call('HMGET', skey(cid), 'node', 'state')
     if f[1] == n and f[2] == 'c' then mark_disconnected(cid, now, true, false) end
   end
-  return redis.call('SCARD', node_sessions(n)) == 0
+  return redis.call('SCARD', node_sessions(n)) == 0, #ids
 end
 )lua";
 
@@ -197,21 +198,33 @@ for i = 4 + n, #ARGV, 3 do redis.call('HSET', k, ARGV[i], ARGV[i + 1] .. ':' .. 
 return 1
 )lua";
 
-// ARGV: caller_node limit -> {{cid, wt, wp, wq, wr, wx, wd}..., expired, reaped_nodes}
+// ARGV: caller_node limit
+// -> {{{cid, wt, wp, wq, wr, wx, wd}...}, expired, reaped_nodes, more (1: call again)}
 constexpr const char* sweep_body = R"lua(
 local me, limit = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
-local reaped = 0
+local reaped, more = 0, 0
+local budget = limit
 for _, n in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
   if n ~= me and redis.call('EXISTS', node_alive(n)) == 0 then
-    if reap(n, now, limit) then
+    if budget <= 0 then
+      more = 1
+      break
+    end
+    local done, taken = reap(n, now, budget)
+    budget = budget - taken
+    if done then
       redis.call('SREM', P .. 'nodes', n)
       reaped = reaped + 1
+    else
+      more = 1
     end
   end
 end
 local wills = {}
-for _, cid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wills', '-inf', now, 'LIMIT', 0, limit)) do
+local due = redis.call('ZRANGEBYSCORE', P .. 'wills', '-inf', now, 'LIMIT', 0, limit)
+if #due == limit then more = 1 end
+for _, cid in ipairs(due) do
   local f = redis.call('HMGET', skey(cid), 'state', 'w')
   if f[1] == 'd' and f[2] then
     local w = claim_will(cid)
@@ -222,7 +235,9 @@ for _, cid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wills', '-inf', now, 'LIM
   end
 end
 local expired = 0
-for _, cid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', now, 'LIMIT', 0, limit)) do
+local ending = redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', now, 'LIMIT', 0, limit)
+if #ending == limit then more = 1 end
+for _, cid in ipairs(ending) do
   local f = redis.call('HMGET', skey(cid), 'state', 'disc', 'expiry', 'w')
   if f[1] == 'd' and tonumber(f[3]) ~= NEVER and tonumber(f[2]) + tonumber(f[3]) * 1000 <= now then
     if f[4] then
@@ -236,7 +251,7 @@ for _, cid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', now, 'LI
     redis.call('ZREM', P .. 'expiry', cid)
   end
 end
-return {wills, expired, reaped}
+return {wills, expired, reaped, more}
 )lua";
 
 // A node stopping: its sessions become disconnected, in batches of

@@ -80,7 +80,9 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     });
   }
 
-  static constexpr const char* batch = "1000";
+  // Sessions one start-up, shutdown or sweep script handles: small enough
+  // that a script never holds Redis for long, even on a loaded machine.
+  static constexpr const char* batch = "200";
 
   void reap_own_leftovers() {
     run_script("start", scripts::start(), {node_id_, std::to_string(cfg_.node_ttl.count()), batch}, false,
@@ -92,6 +94,9 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
                  }
                });
   }
+
+  void sweep_rounds(std::shared_ptr<sweep_result> acc, int round, boost::asio::any_io_executor ex,
+                    handler<sweep_result> h);
 
   void shutdown_batches(boost::asio::any_io_executor ex, done_handler h) {
     run_script("shutdown", scripts::shutdown(), {node_id_, batch}, false,
@@ -718,24 +723,43 @@ void redis_session_store::store_subscriptions(std::string client_id, std::uint64
 
 void redis_session_store::poll_due_wills(boost::asio::any_io_executor ex, handler<sweep_result> h) {
   boost::asio::post(impl_->strand_, [s = impl_, ex = std::move(ex), h = std::move(h)]() mutable {
-    s->run_script("sweep", scripts::sweep(), {s->node_id_, "500"}, false,
-                  [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
-                    if (!r) return complete<sweep_result>(ex, std::move(h), r.error());
-                    if (!is_array(*r, 3)) return complete<sweep_result>(ex, std::move(h), store_error::bad_reply);
-                    sweep_result out;
-                    for (const auto& w : r->elements[0].elements) {
-                      if (!is_array(w, 7)) continue;
-                      redis_reply fields;
-                      fields.type = redis_reply::kind::array;
-                      fields.elements.assign(w.elements.begin() + 1, w.elements.end());
-                      if (auto will = will_from(fields)) out.wills.push_back({w.elements[0].str, std::move(*will)});
-                    }
-                    out.expired_sessions = static_cast<std::uint32_t>(to_u64(r->elements[1]));
-                    out.reaped_nodes = static_cast<std::uint32_t>(to_u64(r->elements[2]));
-                    if (out.expired_sessions) s->metrics_.session("expired", out.expired_sessions);
-                    complete<sweep_result>(ex, std::move(h), std::move(out));
-                  });
+    s->sweep_rounds(std::make_shared<sweep_result>(), 0, std::move(ex), std::move(h));
   });
+}
+
+// One sweep script handles at most `batch` items of each kind so that Redis
+// is never blocked for long; a poll runs up to 10 of them while there is more.
+void redis_session_store::impl::sweep_rounds(std::shared_ptr<sweep_result> acc, int round,
+                                             boost::asio::any_io_executor ex, handler<sweep_result> h) {
+  run_script("sweep", scripts::sweep(), {node_id_, batch}, false,
+             [self = shared_from_this(), acc, round, ex, h = std::move(h)](
+                 boost::system::result<redis_reply> r) mutable {
+               if (!r && acc->wills.empty() && round == 0) {
+                 return complete<sweep_result>(ex, std::move(h), r.error());
+               }
+               bool more = false;
+               if (r && is_array(*r, 4)) {
+                 for (const auto& w : r->elements[0].elements) {
+                   if (!is_array(w, 7)) continue;
+                   redis_reply fields;
+                   fields.type = redis_reply::kind::array;
+                   fields.elements.assign(w.elements.begin() + 1, w.elements.end());
+                   if (auto will = will_from(fields)) acc->wills.push_back({w.elements[0].str, std::move(*will)});
+                 }
+                 const auto expired = static_cast<std::uint32_t>(to_u64(r->elements[1]));
+                 acc->expired_sessions += expired;
+                 acc->reaped_nodes += static_cast<std::uint32_t>(to_u64(r->elements[2]));
+                 if (expired) self->metrics_.session("expired", expired);
+                 more = to_u64(r->elements[3]) == 1;
+               } else if (r) {
+                 self->metrics_.error("reply");
+               }
+               // Claimed wills are handed over even if a later round failed.
+               if (more && round + 1 < 10 && !self->stopped_) {
+                 return self->sweep_rounds(std::move(acc), round + 1, std::move(ex), std::move(h));
+               }
+               complete<sweep_result>(ex, std::move(h), std::move(*acc));
+             });
 }
 
 void redis_session_store::on_takeover(boost::asio::any_io_executor ex, takeover_handler h) {

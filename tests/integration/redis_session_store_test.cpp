@@ -223,9 +223,11 @@ TEST_F(RedisSessionStore, DelayedWillIsClaimedByExactlyOneNode) {
   ASSERT_TRUE(d) << d.error().message();
   EXPECT_FALSE(d->will_to_publish) << "a will with a delay is not due at disconnect";
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  // Both nodes keep sweeping (older due wills may be ahead in the queue);
+  // the will must come out exactly once.
   int claimed = 0;
-  for (auto* n : {&a, &b, &a}) {
-    auto s = n->sweep();
+  for (int round = 0; round < 20 && (claimed == 0 || round < 4); ++round) {
+    auto s = (round % 2 == 0 ? a : b).sweep();
     ASSERT_TRUE(s) << s.error().message();
     for (const auto& w : s->wills) {
       if (w.client_id != id) continue;
@@ -270,11 +272,15 @@ TEST_F(RedisSessionStore, SweepDisconnectsSessionsOfADeadNode) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   store_runner b("it-node-b");
-  auto s = b.sweep();
-  ASSERT_TRUE(s) << s.error().message();
-  EXPECT_GE(s->reaped_nodes, 1u);
   bool found = false;
-  for (const auto& w : s->wills) found = found || (w.client_id == id && w.will.payload == "reaped");
+  std::uint32_t reaped = 0;
+  for (int round = 0; round < 20 && !found; ++round) {
+    auto s = b.sweep();
+    ASSERT_TRUE(s) << s.error().message();
+    reaped += s->reaped_nodes;
+    for (const auto& w : s->wills) found = found || (w.client_id == id && w.will.payload == "reaped");
+  }
+  EXPECT_GE(reaped, 1u);
   EXPECT_TRUE(found) << "the dead node's will was not claimed";
   EXPECT_EQ(field(id, "state"), "d");
 }
@@ -468,9 +474,13 @@ TEST_F(RedisSessionStore, SweepRemovesExpiredSessions) {
   ASSERT_TRUE(first) << first.error().message();
   ASSERT_TRUE(node.disconnect(id, first->epoch, 1, will_handling::discard));
   std::this_thread::sleep_for(std::chrono::milliseconds(1300));
-  auto s = node.sweep();
-  ASSERT_TRUE(s) << s.error().message();
-  EXPECT_GE(s->expired_sessions, 1u);
+  std::uint32_t expired = 0;
+  for (int round = 0; round < 20 && field(id, "epoch") != "(nil)"; ++round) {
+    auto s = node.sweep();
+    ASSERT_TRUE(s) << s.error().message();
+    expired += s->expired_sessions;
+  }
+  EXPECT_GE(expired, 1u);
   EXPECT_EQ(field(id, "epoch"), "(nil)");
 }
 
