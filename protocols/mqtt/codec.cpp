@@ -312,7 +312,9 @@ error_code parse_publish(reader& r, std::uint8_t flags, publish& p, bool v5,
   std::string_view topic;
   if (auto ec = r.view(topic)) return ec;
   if (!is_valid_mqtt_utf8(topic)) return errc::invalid_utf8;
-  if (topic.find_first_of("+#") != std::string_view::npos) return errc::topic_name_invalid;
+  for (char ch : topic) {
+    if (ch == '+' || ch == '#') return errc::topic_name_invalid;
+  }
   if (q > 0) {
     if (!r.u16(p.packet_id)) return errc::malformed_packet;
     if (p.packet_id == 0) return errc::packet_identifier_zero;
@@ -351,7 +353,7 @@ error_code parse_ack(reader& r, std::uint8_t type, Ack& a, bool v5,
     return r.left() == 0 ? error_code{} : error_code{errc::malformed_packet};
   }
   if (r.left() == 0) return {};
-  std::uint8_t code;
+  std::uint8_t code = 0;
   r.u8(code);
   a.reason_code = static_cast<reason_code>(code);
   if (!valid_ack_reason(type, a.reason_code)) return errc::malformed_packet;
@@ -395,7 +397,7 @@ error_code parse_suback(reader& r, suback& s, bool v5, const decoder_options& op
     if (auto ec = read_properties(r, s.props, c_suback, options)) return ec;
   }
   while (r.left() > 0) {
-    std::uint8_t code;
+    std::uint8_t code = 0;
     r.u8(code);
     if (!v5 && code > 2 && code != 0x80) return errc::malformed_packet;
     s.reason_codes.push_back(static_cast<reason_code>(code));
@@ -422,7 +424,7 @@ error_code parse_unsuback(reader& r, unsuback& u, bool v5, const decoder_options
   if (!v5) return r.left() == 0 ? error_code{} : error_code{errc::malformed_packet};
   if (auto ec = read_properties(r, u.props, c_unsuback, options)) return ec;
   while (r.left() > 0) {
-    std::uint8_t code;
+    std::uint8_t code = 0;
     r.u8(code);
     u.reason_codes.push_back(static_cast<reason_code>(code));
   }
@@ -436,7 +438,7 @@ error_code parse_reason_and_props(reader& r, P& p, bool v5, ctx where,
   if (!v5 || r.left() == 0) {
     return r.left() == 0 ? error_code{} : error_code{errc::malformed_packet};
   }
-  std::uint8_t code;
+  std::uint8_t code = 0;
   r.u8(code);
   p.reason_code = static_cast<reason_code>(code);
   if (where == c_disconnect && !valid_for_disconnect(p.reason_code)) {
@@ -471,7 +473,13 @@ boost::system::result<std::optional<packet>> decoder::decode(std::string_view& i
 
 boost::system::result<std::optional<packet>> decoder::decode(
     std::span<const std::uint8_t>& input) {
-  if (error_) return error_;
+  // One result object, filled in place and returned by NRVO: a decoded
+  // packet is never moved between here and the caller.
+  boost::system::result<std::optional<packet>> res{boost::system::in_place_value};
+  if (error_) {
+    res = error_;
+    return res;
+  }
   if (!header_done_) {
     while (!input.empty()) {
       const std::uint8_t b = input.front();
@@ -479,33 +487,44 @@ boost::system::result<std::optional<packet>> decoder::decode(
       if (header_len_ == 0) {
         const std::uint8_t type = b >> 4;
         if (type == 0 || (type == 15 && version_ == protocol_version::v311)) {
-          return error_ = errc::invalid_packet_type;
+          error_ = errc::invalid_packet_type;
+        } else if (!version_ && type != 1) {
+          error_ = errc::first_packet_not_connect;
+        } else if (type != 3 && (b & 0x0F) != required_flags(type)) {
+          error_ = errc::reserved_flags;
         }
-        if (!version_ && type != 1) return error_ = errc::first_packet_not_connect;
-        if (type != 3 && (b & 0x0F) != required_flags(type)) {
-          return error_ = errc::reserved_flags;
+        if (error_) {
+          res = error_;
+          return res;
         }
         header_[header_len_++] = b;
         continue;
       }
       header_[header_len_++] = b;
       if (b & 0x80) {
-        if (header_len_ == 5) return error_ = errc::remaining_length_invalid;
+        if (header_len_ == 5) {
+          res = error_ = errc::remaining_length_invalid;
+          return res;
+        }
         continue;
       }
-      if (header_len_ > 2 && b == 0) return error_ = errc::remaining_length_invalid;
+      if (header_len_ > 2 && b == 0) {
+        res = error_ = errc::remaining_length_invalid;
+        return res;
+      }
       std::uint32_t len = 0;
       for (std::size_t i = 1; i < header_len_; ++i) {
         len |= std::uint32_t{static_cast<std::uint8_t>(header_[i] & 0x7F)} << (7 * (i - 1));
       }
       if (std::uint64_t{header_len_} + len > options_.max_packet_size) {
-        return error_ = errc::packet_too_large;
+        res = error_ = errc::packet_too_large;
+        return res;
       }
       remaining_ = len;
       header_done_ = true;
       break;
     }
-    if (!header_done_) return std::optional<packet>{};
+    if (!header_done_) return res;
   }
 
   const std::uint8_t* body;
@@ -517,11 +536,11 @@ boost::system::result<std::optional<packet>> decoder::decode(
     const std::size_t take = need < input.size() ? need : input.size();
     buffer_.append(reinterpret_cast<const char*>(input.data()), take);
     input = input.subspan(take);
-    if (buffer_.size() < remaining_) return std::optional<packet>{};
+    if (buffer_.size() < remaining_) return res;
     body = reinterpret_cast<const std::uint8_t*>(buffer_.data());
   }
   const std::uint8_t first = header_[0];
-  auto parsed = parse(first, body, remaining_);
+  const error_code ec = parse(first, body, remaining_, *res);
   header_len_ = 0;
   header_done_ = false;
   remaining_ = 0;
@@ -530,91 +549,56 @@ boost::system::result<std::optional<packet>> decoder::decode(
   } else {
     buffer_.clear();
   }
-  if (!parsed) return error_ = parsed.error();
-  return std::optional<packet>{std::move(*parsed)};
+  if (ec) res = error_ = ec;
+  return res;
 }
 
-boost::system::result<packet> decoder::parse(std::uint8_t first, const std::uint8_t* body,
-                                             std::size_t len) {
+error_code decoder::parse(std::uint8_t first, const std::uint8_t* body, std::size_t len,
+                          std::optional<packet>& out) {
   reader r{body, body + len};
   const std::uint8_t type = first >> 4;
   const std::uint8_t flags = first & 0x0F;
   const bool v5 = is_v5(version_);
-  error_code ec;
+  auto make = [&out]<class T>(std::in_place_type_t<T> t) -> T& {
+    return std::get<T>(out.emplace(t));
+  };
   switch (type) {
-    case 1: {
-      connect c;
-      ec = parse_connect(r, c, version_, options_);
-      if (ec) return ec;
-      return packet{std::in_place_type<connect>, std::move(c)};
-    }
-    case 2: {
-      connack c;
-      if ((ec = parse_connack(r, flags, c, v5, options_))) return ec;
-      return packet{std::in_place_type<connack>, std::move(c)};
-    }
-    case 3: {
-      packet p{std::in_place_type<publish>};
-      if ((ec = parse_publish(r, flags, std::get<publish>(p), v5, options_))) return ec;
-      return p;
-    }
-    case 4: {
-      puback a;
-      if ((ec = parse_ack(r, type, a, v5, options_))) return ec;
-      return packet{std::move(a)};
-    }
-    case 5: {
-      pubrec a;
-      if ((ec = parse_ack(r, type, a, v5, options_))) return ec;
-      return packet{std::move(a)};
-    }
-    case 6: {
-      pubrel a;
-      if ((ec = parse_ack(r, type, a, v5, options_))) return ec;
-      return packet{std::move(a)};
-    }
-    case 7: {
-      pubcomp a;
-      if ((ec = parse_ack(r, type, a, v5, options_))) return ec;
-      return packet{std::move(a)};
-    }
-    case 8: {
-      subscribe s;
-      if ((ec = parse_subscribe(r, s, v5, options_))) return ec;
-      return packet{std::move(s)};
-    }
-    case 9: {
-      suback s;
-      if ((ec = parse_suback(r, s, v5, options_))) return ec;
-      return packet{std::move(s)};
-    }
-    case 10: {
-      unsubscribe u;
-      if ((ec = parse_unsubscribe(r, u, v5, options_))) return ec;
-      return packet{std::move(u)};
-    }
-    case 11: {
-      unsuback u;
-      if ((ec = parse_unsuback(r, u, v5, options_))) return ec;
-      return packet{std::move(u)};
-    }
+    case 1:
+      return parse_connect(r, make(std::in_place_type<connect>), version_, options_);
+    case 2:
+      return parse_connack(r, flags, make(std::in_place_type<connack>), v5, options_);
+    case 3:
+      return parse_publish(r, flags, make(std::in_place_type<publish>), v5, options_);
+    case 4:
+      return parse_ack(r, type, make(std::in_place_type<puback>), v5, options_);
+    case 5:
+      return parse_ack(r, type, make(std::in_place_type<pubrec>), v5, options_);
+    case 6:
+      return parse_ack(r, type, make(std::in_place_type<pubrel>), v5, options_);
+    case 7:
+      return parse_ack(r, type, make(std::in_place_type<pubcomp>), v5, options_);
+    case 8:
+      return parse_subscribe(r, make(std::in_place_type<subscribe>), v5, options_);
+    case 9:
+      return parse_suback(r, make(std::in_place_type<suback>), v5, options_);
+    case 10:
+      return parse_unsubscribe(r, make(std::in_place_type<unsubscribe>), v5, options_);
+    case 11:
+      return parse_unsuback(r, make(std::in_place_type<unsuback>), v5, options_);
     case 12:
       if (len != 0) return errc::malformed_packet;
-      return packet{pingreq{}};
+      out.emplace(pingreq{});
+      return {};
     case 13:
       if (len != 0) return errc::malformed_packet;
-      return packet{pingresp{}};
-    case 14: {
-      disconnect d;
-      if ((ec = parse_reason_and_props(r, d, v5, c_disconnect, options_))) return ec;
-      return packet{std::move(d)};
-    }
-    case 15: {
+      out.emplace(pingresp{});
+      return {};
+    case 14:
+      return parse_reason_and_props(r, make(std::in_place_type<disconnect>), v5, c_disconnect,
+                                    options_);
+    case 15:
       if (!v5) return errc::invalid_packet_type;
-      auth a;
-      if ((ec = parse_reason_and_props(r, a, v5, c_auth, options_))) return ec;
-      return packet{std::move(a)};
-    }
+      return parse_reason_and_props(r, make(std::in_place_type<auth>), v5, c_auth, options_);
     default:
       return errc::invalid_packet_type;
   }

@@ -57,8 +57,8 @@ class decoder {
   bool has_partial() const noexcept { return !buffer_.empty() || header_len_ != 0; }
 
  private:
-  boost::system::result<packet> parse(std::uint8_t first, const std::uint8_t* body,
-                                      std::size_t len);
+  boost::system::error_code parse(std::uint8_t first, const std::uint8_t* body,
+                                  std::size_t len, std::optional<packet>& out);
 
   decoder_options options_;
   std::optional<protocol_version> version_;

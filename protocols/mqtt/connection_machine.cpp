@@ -364,9 +364,7 @@ void connection_machine::handle_publish(publish&& p) {
                                                      : errc::payload_format_invalid);
       return;
     }
-    events_.emplace_back(publish_requested{next_token_++, std::move(p.topic),
-                                           std::move(p.payload), p.qos, p.retain, p.dup, 0,
-                                           std::move(p.props)});
+    emit_publish(next_token_++, std::move(p));
     return;
   }
 
@@ -417,8 +415,20 @@ void connection_machine::handle_publish(publish&& p) {
   if (p.qos == qos::exactly_once) {
     qos2_ids_.insert(find_qos2(p.packet_id), qos2_id{p.packet_id, false, true});
   }
-  events_.emplace_back(publish_requested{token, std::move(p.topic), std::move(p.payload), p.qos,
-                                         p.retain, p.dup, p.packet_id, std::move(p.props)});
+  emit_publish(token, std::move(p));
+}
+
+void connection_machine::emit_publish(publish_token token, publish&& p) {
+  // Built in place in the event queue: the payload is moved exactly once.
+  auto& ev = std::get<publish_requested>(events_.emplace_back(std::in_place_type<publish_requested>));
+  ev.token = token;
+  ev.topic = std::move(p.topic);
+  ev.payload = std::move(p.payload);
+  ev.qos = p.qos;
+  ev.retain = p.retain;
+  ev.dup = p.dup;
+  ev.packet_id = p.packet_id;
+  ev.props = std::move(p.props);
 }
 
 void connection_machine::complete_publish(publish_token token, publish_outcome outcome) {

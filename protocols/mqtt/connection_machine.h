@@ -243,6 +243,7 @@ class connection_machine {
   void handle(packet&& p);
   void handle_connect(connect&& c);
   void handle_publish(publish&& p);
+  void emit_publish(publish_token token, publish&& p);
   void handle_pubrel(const pubrel& p);
   void handle_subscribe(const subscribe& s);
   void handle_unsubscribe(const unsubscribe& u);

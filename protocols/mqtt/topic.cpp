@@ -49,11 +49,13 @@ std::size_t topic_level_count(std::string_view topic) noexcept {
 
 boost::system::error_code validate_topic_name(std::string_view topic,
                                               const topic_limits& limits) noexcept {
-  if (topic.empty() || topic.size() > limits.max_length ||
-      topic.find_first_of("+#") != std::string_view::npos ||
-      topic_level_count(topic) > limits.max_levels) {
-    return errc::topic_name_invalid;
+  if (topic.empty() || topic.size() > limits.max_length) return errc::topic_name_invalid;
+  std::size_t levels = 1;
+  for (char ch : topic) {
+    if (ch == '+' || ch == '#') return errc::topic_name_invalid;
+    levels += ch == '/';
   }
+  if (levels > limits.max_levels) return errc::topic_name_invalid;
   return {};
 }
 
