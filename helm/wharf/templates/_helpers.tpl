@@ -64,6 +64,15 @@ app.kubernetes.io/part-of: wharf
 {{- include "wharf.fullname" . }}
 {{- end }}
 
+{{/* The TLS Secret: the operator's, or the one cert-manager keeps. */}}
+{{- define "wharf.tlsSecret" -}}
+{{- if .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecret }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "wharf.fullname" .) }}
+{{- end }}
+{{- end }}
+
 {{/* Which credentials come from where ------------------------------------- */}}
 
 {{- define "wharf.passwordFileSecret" -}}
@@ -255,8 +264,19 @@ top.
 {{- if and (not $v.embeddedDefaults) (not $redis.url) }}
 {{- fail "wharf: set config.redis.url (\"sentinel://h1:26379,h2:26379,h3:26379/master\" or \"redis://host:6379\"). Without Redis sessions live in one pod and are lost when it goes; embeddedDefaults=true allows that for demos." }}
 {{- end }}
-{{- if and $v.tls.enabled (not $v.tls.existingSecret) }}
-{{- fail "wharf: tls.enabled needs tls.existingSecret, a Secret of type kubernetes.io/tls (tls.crt, tls.key, and ca.crt for client certificates)." }}
+{{- if and $v.tls.enabled (not (include "wharf.tlsSecret" .)) }}
+{{- fail "wharf: tls.enabled needs tls.existingSecret, a Secret of type kubernetes.io/tls (tls.crt, tls.key, and ca.crt for client certificates), or tls.certManager.enabled." }}
+{{- end }}
+{{- if and $v.tls.certManager.enabled (not $v.tls.existingSecret) }}
+{{- if not $v.tls.certManager.issuerRef.name }}
+{{- fail "wharf: tls.certManager.enabled needs tls.certManager.issuerRef.name (an Issuer or ClusterIssuer)." }}
+{{- end }}
+{{- if not $v.tls.certManager.dnsNames }}
+{{- fail "wharf: tls.certManager.enabled needs tls.certManager.dnsNames (the names clients connect to)." }}
+{{- end }}
+{{- if not (.Capabilities.APIVersions.Has "cert-manager.io/v1") }}
+{{- fail "wharf: tls.certManager.enabled, but the cluster does not serve cert-manager.io/v1: install cert-manager or set tls.existingSecret." }}
+{{- end }}
 {{- end }}
 {{- if and $v.tls.http (not $v.tls.enabled) }}
 {{- fail "wharf: tls.http serves HTTPS with the TLS certificate: set tls.enabled and tls.existingSecret too." }}
