@@ -28,6 +28,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <tuple>
 
 namespace wharf::http {
 
@@ -356,7 +357,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       }
       parser.body_limit(head.body_limit);
       beast::get_lowest_layer(stream).expires_after(cfg_.request_timeout);
-      auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      error_code bec;
+      if (!parser.is_done()) std::tie(bec, std::ignore) = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       if (bec) {
         if (bec == bhttp::error::body_limit) {
           auto r = error_response(413, "The body is larger than " + std::to_string(head.body_limit) +
