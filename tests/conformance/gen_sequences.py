@@ -864,6 +864,36 @@ def gen_connect():
     c.send(connect(v, new_cid(), cprops=[prop(0x27, b"\x00\x00\x00\x10")]))
     c.expect("20 len 00 00 props", "CONNACK")
     c.ping()
+    c = Case(f, "MQTT-3.1.2-24 CONNACK fits the client's Maximum Packet Size 10: optional properties dropped (5.0)")
+    c.send(connect(v, new_cid(), cprops=[prop(0x27, b"\x00\x00\x00\x0a")]))
+    c.expect("20 len 00 00 props", "CONNACK of at most 10 bytes")
+    c.ping()
+    c = Case(f, "MQTT-3.2.2.3.14 Keep Alive 0 on main: Server Keep Alive 3600 (5.0)")
+    c.send(connect(v, new_cid(), ka=0)).expect("20 len 00 00 props[13=0E10]", "Server Keep Alive 3600")
+    c = Case(f, "MQTT-3.2.2.3.14 Keep Alive 65535 capped: Server Keep Alive 3600 (5.0)")
+    c.send(connect(v, new_cid(), ka=65535)).expect("20 len 00 00 props[13=0E10]", "Server Keep Alive 3600")
+    c = Case(f, "MQTT-3.2.2.3.2 Session Expiry FFFFFFFF accepted as is (5.0)")
+    c.send(connect(v, new_cid(), clean=False, cprops=[prop(0x11, b"\xff\xff\xff\xff")]))
+    c.expect("20 len 00 00 props[-11]", "CONNACK without Session Expiry")
+    c = Case(f, "MQTT-3.1.2.11.6 Request Response Information 1 accepted (5.0)")
+    c.send(connect(v, new_cid(), cprops=[prop(0x19, b"\x01")])).expect("20 len 00 00 props", "CONNACK").ping()
+    cid = new_cid()
+    c = Case(f, "MQTT-3.14.2.2.2 DISCONNECT setting Session Expiry 0 ends the session: present 0 (5.0)")
+    c.send(connect(v, cid, clean=False, cprops=[prop(0x11, b"\x00\x00\x00\x3c")])).expect("20 len 00 00 props", "CONNACK")
+    c.send(disconnect(v, rc=0, dprops=[prop(0x11, b"\x00\x00\x00\x00")])).closed()
+    c.send(connect(v, cid, clean=False, cprops=[prop(0x11, b"\x00\x00\x00\x3c")]), "b")
+    c.expect("20 len 00 00 props", "session present 0", "b")
+    c = Case(f, "MQTT-3.1.3.3 will topic over max_topic_length refused (5.0)", "limits")
+    c.send(connect(v, new_cid(), will={"topic": "t" * 65})).refused(v, "90")
+    for vv in (3, 5):
+        c = Case(f, f"MQTT-3.1.4 PINGREQ pipelined behind CONNECT answered after CONNACK ({vname(vv)})")
+        c.send(connect(vv, new_cid()) + PINGREQ)
+        c.expect("20 02 00 00" if vv == 3 else "20 len 00 00 props", "CONNACK").expect("D0 00", "PINGRESP")
+        c = Case(f, f"MQTT-3.14.4 packets after DISCONNECT are not processed ({vname(vv)})")
+        c.connected(vv)
+        c.send(disconnect(vv) + publish(vv, "after/disconnect", qos=1, pid=1)).closed()
+        c = Case(f, f"MQTT-3.1.2.8 empty user name without password accepted where anonymous is on ({vname(vv)})")
+        c.connected(vv, user="")
 
 
 def gen_timers():
@@ -1199,14 +1229,18 @@ def gen_subscribe():
                  "$share/g/s/c": "9E" if v == 5 else "80", "": "8F" if v == 5 else "80"}
         c.send(subscribe(v, 3, flt))
         c.expect(f"90 len 00 03 {pr}" + " ".join(codes[x] for x, _ in flt), "SUBACK, one code per filter")
-        for bad in ("a/#/b", "a#", "a+", "+a/b", "a/b#"):
+        for bad in ("a/#/b", "a#", "a+", "+a/b", "a/b#", "#/", "a/#/", "++", "#+", "a/+b/c"):
             c = Case(f, f"MQTT-4.7.1 invalid topic filter {bad} gets {'8F' if v == 5 else '80'} ({vn})")
             c.connected(v)
             c.send(subscribe(v, 4, [(bad, 0)])).expect(f"90 len 00 04 {pr}{'8F' if v == 5 else '80'}", "SUBACK")
-        for good in ("+", "+/+", "a/+/#", "/", "$SYS/#", "a//b"):
+        for good in ("+", "+/+", "a/+/#", "/", "$SYS/#", "a//b", "+/#", "/#", "//", "a/b/c/#", "$share"):
             c = Case(f, f"MQTT-4.7.1 valid topic filter {good} gets {ok} ({vn})")
             c.connected(v)
             c.send(subscribe(v, 4, [(good, 0)])).expect(f"90 len 00 04 {pr}{ok}", "SUBACK")
+        for bad in ("$share/g", "$share//a", "$share/g+/a", "$share/g/", "$share/g/a/#/b"):
+            c = Case(f, f"MQTT-4.8.2-2 malformed shared subscription {bad} gets {'8F' if v == 5 else '80'} ({vn})")
+            c.connected(v)
+            c.send(subscribe(v, 4, [(bad, 0)])).expect(f"90 len 00 04 {pr}{'8F' if v == 5 else '80'}", "SUBACK")
         c = Case(f, f"MQTT-4.8.2 shared subscription gets {'9E' if v == 5 else '80'} ({vn})")
         c.connected(v)
         c.send(subscribe(v, 5, [("$share/grp/x/y", 0)])).expect(f"90 len 00 05 {pr}{'9E' if v == 5 else '80'}", "SUBACK")
