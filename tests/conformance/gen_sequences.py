@@ -913,6 +913,14 @@ def gen_timers():
         for i in range(3):
             c.wait(900)
             c.send(publish(v, "ka/t", qos=1, pid=i + 1)).expect(f"40 02 00 {i + 1:02X}", "PUBACK")
+        c = Case(f, f"{rule(v, 'MQTT-3.1.2-24', 'MQTT-3.1.2-22')} bytes of an unfinished packet do not keep Keep Alive 1 open ({vn})")
+        c.connected(v, ka=1)
+        p = b"".join(b for b, _ in publish(v, "drip/t", qos=1, pid=1, payload="x" * 20))
+        for i in range(8):  # 4.8 s without a whole Control Packet
+            c.send(raw(p[i:i + 1], f"byte {i} of a PUBLISH")).wait(600)
+        if v == 5:
+            c.expect("E0 len 8D *", "DISCONNECT 0x8D, sent at 1.5 s", wait=300)
+        c.closed(wait=300)
         c = Case(f, f"MQTT-3.1.4-1 no CONNECT within connect_timeout closes ({vn})")
         c.closed(wait=4000)
         c = Case(f, f"MQTT-3.1.4-1 CONNECT cut short is closed after connect_timeout ({vn})")
@@ -1162,6 +1170,18 @@ def gen_flow():
     for i in (1, 2, 3):
         c.send(publish(3, "rm/g", qos=2, pid=i)).expect(f"50 02 00 {i:02X}", f"PUBREC {i}")
     c.send(publish(3, "rm/g", qos=2, pid=4)).closed()
+    c = Case(f, "MQTT-4.6.0-2 3.1.1 client sends 12 QoS 1 in one write past receive_maximum 3: reading pauses, all PUBACKs in order", "limits")
+    c.connected(3, ka=2)
+    c.send([fl for i in range(1, 13) for fl in publish(3, "rm/h", qos=1, pid=i, payload=f"m{i}")])
+    for i in range(1, 13):
+        c.expect(f"40 02 00 {i:02X}", f"PUBACK {i}")
+    c = Case(f, "MQTT-4.6.0-3 3.1.1 client sends QoS 1 and QoS 2 in one write past receive_maximum 3: acks in order", "limits")
+    c.connected(3, ka=2)
+    seq = [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1), (6, 1)]
+    c.send([fl for pid, q in seq for fl in publish(3, "rm/i", qos=q, pid=pid)])
+    for pid, q in seq:
+        c.expect(f"{'40' if q == 1 else '50'} 02 00 {pid:02X}", f"{'PUBACK' if q == 1 else 'PUBREC'} {pid}")
+    c.send(pubrel(2)).expect("70 02 00 02", "PUBCOMP 2")
     # Topic aliases (limits: Topic Alias Maximum 2; main: 4).
     ta = lambda n: [prop(0x23, n.to_bytes(2, "big"), f"Topic Alias {n}")]  # noqa: E731
     c = Case(f, "MQTT-3.3.2.3.4 Topic Alias set, then used with an empty topic (5.0)", "limits")
