@@ -24,6 +24,12 @@ connection_options make_connection_options(const config::mqtt_limits& limits) {
   return o;
 }
 
+connection_options make_connection_options(const config::mqtt_config& mqtt) {
+  connection_options o = make_connection_options(mqtt.limits);
+  o.deny_drops_silently = mqtt.deny_drops_silently;
+  return o;
+}
+
 namespace {
 
 constexpr std::uint32_t unlimited_packet_size = 268'435'460;

@@ -40,6 +40,7 @@
 
 namespace wharf::config {
 struct mqtt_limits;
+struct mqtt_config;
 }
 
 namespace wharf::mqtt {
@@ -66,6 +67,8 @@ struct connection_options {
 // From the operator's config (config/config.h); keeps wharf_mqtt_core free
 // of a link dependency on wharf_config.
 connection_options make_connection_options(const config::mqtt_limits& limits);
+// Same, plus the non-limit settings (deny_drops_silently).
+connection_options make_connection_options(const config::mqtt_config& mqtt);
 
 // Identifies one PUBLISH handed to the server, for `complete_publish`.
 // Strictly increasing per connection (not necessarily by one).

@@ -1101,6 +1101,70 @@ TEST(MqttConnection, OptionsComeFromConfigLimits) {
   EXPECT_EQ(o.receive_maximum, 7);
   EXPECT_EQ(o.max_packet_size, 1000u);
   EXPECT_EQ(o.connect_timeout, std::chrono::milliseconds(1234));
+
+  config::mqtt_config mc;
+  mc.deny_drops_silently = true;
+  mc.limits.topic_alias_maximum = 3;
+  const auto o2 = make_connection_options(mc);
+  EXPECT_TRUE(o2.deny_drops_silently);
+  EXPECT_EQ(o2.topic_alias_maximum, 3);
+}
+
+// Everything a client might send, as one byte stream.
+std::string busy_session(protocol_version v) {
+  std::string wire;
+  connect cn;
+  cn.version = v;
+  cn.client_id = "dev";
+  cn.keep_alive = 30;
+  encode(cn, v, wire);
+  for (std::uint16_t i = 1; i <= 50; ++i) {
+    const qos q = static_cast<qos>(i % 3);
+    encode(publish{"t/" + std::to_string(i), std::string(i, 'x'), q, false, false,
+                   q == qos::at_most_once ? std::uint16_t{0} : i, {}},
+           v, wire);
+  }
+  encode(pingreq{}, v, wire);
+  encode(subscribe{3, {{"a/#", qos::at_least_once, false, false, 0}}, {}}, v, wire);
+  return wire;
+}
+
+TEST(MqttConnection, OneByteAtATimeGivesTheSameResultAsOneBuffer) {
+  for (auto v : {protocol_version::v311, protocol_version::v5}) {
+    const std::string wire = busy_session(v);
+    client whole(v);
+    whole.feed(wire);
+    whole.accept();
+    client bytewise(v);
+    for (std::size_t i = 0; i < wire.size(); ++i) {
+      bytewise.feed(wire.substr(i, 1));
+      if (bytewise.connects.size() == 1 && !bytewise.m.connected()) bytewise.accept();
+    }
+    ASSERT_EQ(whole.publishes.size(), 50u);
+    ASSERT_EQ(bytewise.publishes.size(), 50u);
+    for (std::size_t i = 0; i < 50; ++i) {
+      EXPECT_EQ(whole.publishes[i].topic, bytewise.publishes[i].topic);
+      EXPECT_EQ(whole.publishes[i].payload, bytewise.publishes[i].payload);
+      whole.complete(whole.publishes[i].token);
+      bytewise.complete(bytewise.publishes[i].token);
+    }
+    EXPECT_EQ(whole.wire, bytewise.wire);  // CONNACK, PINGRESP, SUBACK, acks
+    EXPECT_FALSE(whole.closed);
+    EXPECT_EQ(whole.m.inflight(), 17u);  // the 17 QoS 2 messages await PUBREL
+  }
+}
+
+TEST(MqttConnection, Qos0PayloadNotUtf8AsDeclaredDisconnects99) {
+  client c(protocol_version::v5);
+  c.connected();
+  publish p{"t", "\xC3\x28", qos::at_most_once, false, false, 0, {}};
+  p.props.payload_format_indicator = 1;
+  c.send(p);
+  EXPECT_TRUE(c.publishes.empty());
+  ASSERT_TRUE(c.closed);
+  auto sent = c.take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(as<disconnect>(sent[0]).reason_code, reason_code::payload_format_invalid);
 }
 
 }  // namespace
