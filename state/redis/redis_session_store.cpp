@@ -522,10 +522,20 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
       c->name = "heartbeat";
       c->started = clock::now();
       c->deadline = c->started + cfg_.command_timeout;
-      c->commands = {{"SET", "wharf:node:" + node_id_ + ":alive", "1", "PX", std::to_string(cfg_.node_ttl.count())},
-                     {"SADD", "wharf:nodes", node_id_}};
+      c->commands = {
+          {"SET", "wharf:node:" + node_id_ + ":alive", "1", "PX", std::to_string(cfg_.node_ttl.count()), "GET"},
+          {"SADD", "wharf:nodes", node_id_}};
       c->done = [self = shared_from_this()](boost::system::result<replies> r) {
-        if (r && (*r)[0].is_error()) (void)self->classify((*r)[0]);
+        if (!r) return;
+        if ((*r)[0].is_error()) return (void)self->classify((*r)[0]);
+        if ((*r)[0].type == redis_reply::kind::nil && self->heartbeats_ok_ > 0) {
+          // Our key had expired: other nodes may have taken this node for
+          // dead and marked its sessions disconnected.
+          spdlog::warn("redis: this node's heartbeat had lapsed (longer than node_ttl without reaching Redis); "
+                       "other nodes may have treated its sessions as disconnected");
+          self->metrics_.error("heartbeat_lapsed");
+        }
+        ++self->heartbeats_ok_;
       };
       exec(std::move(c));
       ensure_node_subscription();
@@ -579,6 +589,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   std::deque<std::shared_ptr<call>> waiting_;
   std::atomic<std::uint64_t> commands_sent_{0};
   std::atomic<std::uint64_t> waits_sent_{0};
+  std::uint64_t heartbeats_ok_ = 0;
   std::shared_ptr<wait_batch> wait_inflight_;
   std::shared_ptr<wait_batch> wait_next_;
 

@@ -533,6 +533,29 @@ TEST_F(RedisSessionStore, TakeoverHandsOverTheOldWillWithoutDelay) {
   EXPECT_EQ(second->will_to_publish->payload, "old");
 }
 
+TEST_F(RedisSessionStore, CountsALapsedHeartbeat) {
+  store_runner node("it-node-lapse");
+  ASSERT_TRUE(node.connect(unique_id("lapse")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a few heartbeats
+  {
+    auto p = current_primary();
+    ASSERT_TRUE(p);
+    raw_redis r(p->first, p->second);
+    ASSERT_EQ(r.get({"DEL", "wharf:node:it-node-lapse:alive"}), "1");  // as if it had expired
+  }
+  double lapsed = 0;
+  for (int i = 0; i < 40 && lapsed == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (const auto& f : node.registry().Collect()) {
+      if (f.name != "wharf_redis_errors_total") continue;
+      for (const auto& m : f.metric) {
+        if (m.label.at(0).value == "heartbeat_lapsed") lapsed = m.counter.value;
+      }
+    }
+  }
+  EXPECT_GE(lapsed, 1);
+}
+
 TEST_F(RedisSessionStore, ReportsCommandLatencyAndSessionOutcomes) {
   store_runner node("it-node-a");
   const auto id = unique_id("metrics");
