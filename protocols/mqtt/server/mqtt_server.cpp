@@ -179,9 +179,17 @@ struct mqtt_server::impl {
   std::atomic<bool> accepting{true};
   std::unique_ptr<asio::steady_timer> sweep_timer;
 
-  // client id -> the connection that owns it on this node (takeover).
+  // client id -> connections of this node that hold (or held) its session,
+  // and the newest epoch a takeover notice announced for it. A notice can
+  // overtake the CONNECT it supersedes (it comes over another Redis
+  // connection), so it is remembered for a while and checked at claim time.
   std::mutex owners_mutex;
-  std::unordered_map<std::string, std::weak_ptr<connection_base>> owners;
+  std::unordered_multimap<std::string, std::weak_ptr<connection_base>> owners;
+  struct takeover_mark {
+    std::uint64_t epoch;
+    clock::time_point at;
+  };
+  std::unordered_map<std::string, takeover_mark> takeovers;
 
   impl(std::vector<asio::io_context*> c, const config::mqtt_config& conf, std::string node, sinks::sink& s,
        state::session_store& st, prometheus::Registry& registry)
@@ -217,10 +225,9 @@ struct mqtt_server::impl {
   std::int64_t budget() const { return static_cast<std::int64_t>(cfg.limits.inflight_bytes_budget); }
   bool over_budget() const { return inflight_bytes.load(std::memory_order_relaxed) >= budget(); }
 
-  void claim_owner(const std::string& client_id, const std::shared_ptr<connection_base>& c) {
-    std::lock_guard lock(owners_mutex);
-    owners[client_id] = c;
-  }
+  // Registers `c` as holding `client_id` at `epoch`. False when a takeover
+  // notice for a newer epoch already arrived: the caller lost the session.
+  bool claim_owner(const std::string& client_id, const std::shared_ptr<connection_base>& c, std::uint64_t epoch);
   void release_owner(const std::string& client_id, const connection_base* c);
   void on_takeover(const std::string& client_id, std::uint64_t epoch);
 
@@ -572,13 +579,16 @@ void connection_base::handle(connect_requested& e) {
                          return;
                        }
                        me.epoch_ = r->epoch;
-                       me.srv_.claim_owner(me.client_id_, self);
+                       // False: a newer CONNECT of this client id won while
+                       // ours was in flight; it is closed right after CONNACK.
+                       bool owner = me.srv_.claim_owner(me.client_id_, self, r->epoch);
                        connect_decision d;
                        d.session_present = r->session_present;
                        d.assigned_client_id = assigned;
                        d.qos2_awaiting_pubrel = r->qos2_awaiting_pubrel;
                        me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::success)}}).Increment();
                        me.machine_.accept_connect(std::move(d));
+                       if (!owner) me.taken_over(r->epoch + 1);
                        me.process_events();
                        if (r->will_to_publish)
                          me.srv_.publish_will(me.client_id_, *r->will_to_publish, r->epoch, me.executor());
@@ -805,23 +815,42 @@ class tls_connection final : public connection_base {
 
 // ---------------------------------------------------------------------------
 
+bool mqtt_server::impl::claim_owner(const std::string& client_id, const std::shared_ptr<connection_base>& c,
+                                    std::uint64_t epoch) {
+  std::lock_guard lock(owners_mutex);
+  auto mark = takeovers.find(client_id);
+  if (mark != takeovers.end() && mark->second.epoch > epoch) return false;
+  owners.emplace(client_id, c);
+  return true;
+}
+
 void mqtt_server::impl::release_owner(const std::string& client_id, const connection_base* c) {
   std::lock_guard lock(owners_mutex);
-  auto it = owners.find(client_id);
-  if (it == owners.end()) return;
-  auto cur = it->second.lock();
-  if (!cur || cur.get() == c) owners.erase(it);
+  auto [first, last] = owners.equal_range(client_id);
+  for (auto it = first; it != last; ++it) {
+    auto cur = it->second.lock();
+    if (!cur || cur.get() == c) {
+      owners.erase(it);
+      return;
+    }
+  }
 }
 
 void mqtt_server::impl::on_takeover(const std::string& client_id, std::uint64_t epoch) {
-  std::shared_ptr<connection_base> c;
+  std::vector<std::shared_ptr<connection_base>> holders;
   {
     std::lock_guard lock(owners_mutex);
-    auto it = owners.find(client_id);
-    if (it != owners.end()) c = it->second.lock();
+    auto now = clock::now();
+    // Forget marks older than a minute; a CONNECT result never lags that long.
+    if (takeovers.size() > 1024)
+      std::erase_if(takeovers, [now](const auto& kv) { return now - kv.second.at > std::chrono::minutes(1); });
+    auto& m = takeovers[client_id];
+    if (epoch > m.epoch) m = takeover_mark{epoch, now};
+    auto [first, last] = owners.equal_range(client_id);
+    for (auto it = first; it != last; ++it)
+      if (auto c = it->second.lock()) holders.push_back(std::move(c));
   }
-  if (!c) return;
-  asio::post(c->executor(), [c, epoch] { c->taken_over(epoch); });
+  for (auto& c : holders) asio::post(c->executor(), [c, epoch] { c->taken_over(epoch); });
 }
 
 void mqtt_server::impl::publish_will(const std::string& client_id, const state::will_message& w,
