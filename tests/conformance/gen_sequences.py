@@ -1390,6 +1390,15 @@ def gen_misc():
             c.send(auth(rc=rc, aprops=[prop(0x15)])).error(v, "82")
         c = Case(f, "MQTT-4.12 AUTH before CONNECT closes (5.0)")
         c.send(auth(rc=0x18, aprops=[prop(0x15)])).closed()
+    c = Case(f, "MQTT-4.13.2 node drain: 5.0 DISCONNECT 0x9C with Server Reference, 3.1.1 close", "drain")
+    c.connected(5, conn="a")
+    c.connected(3, conn="b")
+    c.send(publish(5, "drain/t", qos=1, pid=1), "a").expect("40 02 00 01", "PUBACK 1", "a")
+    c.lines.append("signal TERM")
+    c.expect(f"E0 len 9C props[1C={(len('other.example:1883')).to_bytes(2, 'big').hex()}{b'other.example:1883'.hex()}]",
+             "DISCONNECT 0x9C, Server Reference", "a", wait=4000)
+    c.closed("a")
+    c.closed("b", wait=4000)
 
 
 def gen_acl_routes():

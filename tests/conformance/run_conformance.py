@@ -19,7 +19,8 @@ Sequence files (sequences/*.txt):
     expect close                                # server closes, nothing else
 
 Steps: `send HEX`, `expect PATTERN`, `expect close`, `expect none MS` (no
-bytes for MS ms, connection open), `wait MS`, `close` (client closes).
+bytes for MS ms, connection open), `wait MS`, `close` (client closes),
+`signal TERM` (to the case's node: give such a node only that one case).
 Prefix `@NAME ` sends the step on another connection of the same case
 (opened on first use; the default connection is `@a`). `expect[MS]` sets a
 wait other than the default 5 s.
@@ -40,6 +41,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +139,15 @@ mqtt:
     max_client_id_length: 23
     max_user_properties: 3
     connect_timeout: 1000ms
+""",
+    # Stopped (SIGTERM) by its one case: drain with a server reference.
+    "drain": """
+mqtt:
+  allow_anonymous: true
+  delivery_timeout: 1s
+drain:
+  duration: 300ms
+  server_reference: "other.example:1883"
 """,
     # No anonymous access, one route and no default route; 3.1.1 refusals
     # are acknowledged and dropped.
@@ -258,7 +269,7 @@ def parse_file(path):
             elif verb in ("send", "expect"):
                 step = Step(conn, verb, rest, where, wait)
                 case.steps.append(step)
-            elif verb in ("wait", "close"):
+            elif verb in ("wait", "close", "signal"):
                 step = Step(conn, verb, rest.strip(), where)
                 case.steps.append(step)
             else:
@@ -450,12 +461,12 @@ class Conn:
             pass
 
 
-def run_case(case, ports):
+def run_case(case, ports, procs):
     conns = {}
     try:
         for s in case.steps:
             c = conns.get(s.conn)
-            if c is None and s.kind != "wait":
+            if c is None and s.kind not in ("wait", "signal"):
                 c = conns[s.conn] = Conn(ports[case.node])
             where = f"{s.line} @{s.conn}"
             if s.kind == "send":
@@ -470,6 +481,8 @@ def run_case(case, ports):
                 time.sleep(int(s.arg) / 1000.0)
             elif s.kind == "close":
                 c.close()
+            elif s.kind == "signal":  # e.g. `signal TERM`: to the case's node
+                procs[case.node][0].send_signal(getattr(signal, "SIG" + s.arg))
             elif s.kind == "expect":
                 pkt, why = c.packet(s.wait)
                 if pkt is None:
@@ -602,14 +615,15 @@ def main():
         lock = threading.Lock()
 
         def one(case):
-            r = run_case(case, ports)
+            r = run_case(case, ports, procs)
             with lock:
                 results[case.name] = r
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
             list(ex.map(one, cases))
         for name, (p, _, _) in procs.items():
-            if p.poll() is not None:
+            if p.poll() is not None and not any(
+                    s.kind == "signal" for c in cases if c.node == name for s in c.steps):
                 print(f"node {name} died during the run (exit {p.returncode})")
                 results["<node alive>"] = "node died"
     finally:
