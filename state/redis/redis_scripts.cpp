@@ -10,7 +10,6 @@ namespace {
 // Shared by every script: time, key names, and moving a connected session
 // to "disconnected" with its will scheduled.
 constexpr const char* prelude = R"lua(
-local P = 'wharf:'
 local NEVER = 4294967295
 local GRACE = 3600000
 local WILL_FIELDS = {'w', 'wt', 'wp', 'wq', 'wr', 'wx', 'wd'}
@@ -278,8 +277,8 @@ if reap(me, now_ms(), tonumber(ARGV[3])) then return 0 end
 return redis.call('SCARD', node_sessions(me))
 )lua";
 
-script make(const char* name, const char* body) {
-  script s{name, std::string(prelude) + body, {}};
+script make(const std::string& prefix, const char* body) {
+  script s{"local P = '" + prefix + "'\n" + prelude + body, {}};
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(s.source.data()), s.source.size(), digest);
   char hex[2 * SHA_DIGEST_LENGTH + 1];
@@ -290,14 +289,10 @@ script make(const char* name, const char* body) {
 
 }  // namespace
 
-const script& connect() { static const script s = make("connect", connect_body); return s; }
-const script& disconnect() { static const script s = make("disconnect", disconnect_body); return s; }
-const script& qos2_hold() { static const script s = make("qos2_hold", qos2_hold_body); return s; }
-const script& qos2_release() { static const script s = make("qos2_release", qos2_release_body); return s; }
-const script& update_expiry() { static const script s = make("update_expiry", update_expiry_body); return s; }
-const script& subscriptions() { static const script s = make("subscriptions", subscriptions_body); return s; }
-const script& sweep() { static const script s = make("sweep", sweep_body); return s; }
-const script& shutdown() { static const script s = make("shutdown", shutdown_body); return s; }
-const script& start() { static const script s = make("start", start_body); return s; }
+script_set make_scripts(const std::string& prefix) {
+  return {make(prefix, connect_body),       make(prefix, disconnect_body), make(prefix, qos2_hold_body),
+          make(prefix, qos2_release_body),  make(prefix, update_expiry_body), make(prefix, subscriptions_body),
+          make(prefix, sweep_body),         make(prefix, shutdown_body),   make(prefix, start_body)};
+}
 
 }  // namespace wharf::state::scripts

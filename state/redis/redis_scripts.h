@@ -7,19 +7,24 @@
 namespace wharf::state::scripts {
 
 struct script {
-  const char* name;
   std::string source;
   std::string sha1;  // hex, for EVALSHA
 };
 
-const script& connect();
-const script& disconnect();
-const script& qos2_hold();
-const script& qos2_release();
-const script& update_expiry();
-const script& subscriptions();
-const script& sweep();
-const script& shutdown();
-const script& start();
+struct script_set {
+  script connect;
+  script disconnect;
+  script qos2_hold;
+  script qos2_release;
+  script update_expiry;
+  script subscriptions;
+  script sweep;
+  script shutdown;
+  script start;
+};
+
+// Every key and channel the scripts use starts with `prefix` ("wharf:" by
+// default). It must not contain a quote or a backslash.
+script_set make_scripts(const std::string& prefix);
 
 }  // namespace wharf::state::scripts

@@ -59,10 +59,12 @@ std::optional<will_message> will_from(const redis_reply& r) {
 class redis_session_store::impl : public std::enable_shared_from_this<impl> {
  public:
   impl(const config::redis_config& cfg, redis_target target, std::string node_id, boost::asio::io_context& io,
-       prometheus::Registry& registry)
+       prometheus::Registry& registry, std::string key_prefix)
       : cfg_(cfg),
         target_(std::move(target)),
         node_id_(std::move(node_id)),
+        prefix_(std::move(key_prefix)),
+        scripts_(scripts::make_scripts(prefix_)),
         strand_(boost::asio::make_strand(io)),
         metrics_(registry),
         retry_timer_(strand_),
@@ -85,7 +87,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   static constexpr const char* batch = "200";
 
   void reap_own_leftovers() {
-    run_script("start", scripts::start(), {node_id_, std::to_string(cfg_.node_ttl.count()), batch}, false,
+    run_script("start", scripts_.start, {node_id_, std::to_string(cfg_.node_ttl.count()), batch}, false,
                [self = shared_from_this()](boost::system::result<redis_reply> r) {
                  if (!r) {
                    spdlog::warn("redis: node start-up script failed: {}", r.error().message());
@@ -99,7 +101,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
                     handler<sweep_result> h);
 
   void shutdown_batches(boost::asio::any_io_executor ex, done_handler h) {
-    run_script("shutdown", scripts::shutdown(), {node_id_, batch}, false,
+    run_script("shutdown", scripts_.shutdown, {node_id_, batch}, false,
                [self = shared_from_this(), ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                  if (r && r->integer > 0) return self->shutdown_batches(std::move(ex), std::move(h));
                  self->stop_now();
@@ -435,7 +437,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
                   [self, conn, drop](boost::system::error_code ec) {
                     if (self->sub_ != conn) return;
                     if (ec) return drop();
-                    conn->subscribe("wharf:node:" + self->node_id_, self->cfg_.command_timeout,
+                    conn->subscribe(self->prefix_ + "node:" + self->node_id_, self->cfg_.command_timeout,
                                     [drop](boost::system::error_code ec2) {
                                       if (ec2) drop();
                                     },
@@ -523,8 +525,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
       c->started = clock::now();
       c->deadline = c->started + cfg_.command_timeout;
       c->commands = {
-          {"SET", "wharf:node:" + node_id_ + ":alive", "1", "PX", std::to_string(cfg_.node_ttl.count()), "GET"},
-          {"SADD", "wharf:nodes", node_id_}};
+          {"SET", prefix_ + "node:" + node_id_ + ":alive", "1", "PX", std::to_string(cfg_.node_ttl.count()), "GET"},
+          {"SADD", prefix_ + "nodes", node_id_}};
       c->done = [self = shared_from_this()](boost::system::result<replies> r) {
         if (!r) return;
         if ((*r)[0].is_error()) return (void)self->classify((*r)[0]);
@@ -569,6 +571,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   const config::redis_config cfg_;
   const redis_target target_;
   const std::string node_id_;
+  const std::string prefix_;
+  const scripts::script_set scripts_;
   strand_type strand_;
   store_metrics metrics_;
   std::string password_;
@@ -600,8 +604,9 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
 
 redis_session_store::redis_session_store(const config::redis_config& cfg, redis_target target,
                                          std::string node_id, boost::asio::io_context& io,
-                                         prometheus::Registry& registry)
-    : impl_(std::make_shared<impl>(cfg, std::move(target), std::move(node_id), io, registry)) {
+                                         prometheus::Registry& registry, std::string key_prefix)
+    : impl_(std::make_shared<impl>(cfg, std::move(target), std::move(node_id), io, registry,
+                                   std::move(key_prefix))) {
   impl_->start();
 }
 
@@ -629,7 +634,7 @@ void redis_session_store::connect(std::string client_id, connect_params params, 
     } else {
       args.push_back("0");
     }
-    s->run_script("connect", scripts::connect(), std::move(args), true,
+    s->run_script("connect", s->scripts_.connect, std::move(args), true,
                   [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     if (!r) return complete<connect_result>(ex, std::move(h), r.error());
                     const auto& v = *r;
@@ -663,7 +668,7 @@ void redis_session_store::disconnect(std::string client_id, std::uint64_t epoch,
                                      boost::asio::any_io_executor ex, handler<disconnect_result> h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, params,
                                      ex = std::move(ex), h = std::move(h)]() mutable {
-    s->run_script("disconnect", scripts::disconnect(),
+    s->run_script("disconnect", s->scripts_.disconnect,
                   {client_id, std::to_string(epoch), std::to_string(params.session_expiry_seconds),
                    params.will == will_handling::publish ? "1" : "0"},
                   false, [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
@@ -679,7 +684,7 @@ void redis_session_store::qos2_hold(std::string client_id, std::uint64_t epoch, 
                                     boost::asio::any_io_executor ex, done_handler h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id,
                                      ex = std::move(ex), h = std::move(h)]() mutable {
-    s->run_script("qos2_hold", scripts::qos2_hold(),
+    s->run_script("qos2_hold", s->scripts_.qos2_hold,
                   {client_id, std::to_string(epoch), std::to_string(packet_id)}, true,
                   [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
@@ -691,7 +696,7 @@ void redis_session_store::qos2_release(std::string client_id, std::uint64_t epoc
                                        boost::asio::any_io_executor ex, handler<bool> h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id,
                                      ex = std::move(ex), h = std::move(h)]() mutable {
-    s->run_script("qos2_release", scripts::qos2_release(),
+    s->run_script("qos2_release", s->scripts_.qos2_release,
                   {client_id, std::to_string(epoch), std::to_string(packet_id)}, false,
                   [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     if (!r) return complete<bool>(ex, std::move(h), boost::system::result<bool>(boost::system::in_place_error, r.error()));
@@ -705,7 +710,7 @@ void redis_session_store::update_expiry(std::string client_id, std::uint64_t epo
                                         done_handler h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, session_expiry_seconds,
                                      ex = std::move(ex), h = std::move(h)]() mutable {
-    s->run_script("update_expiry", scripts::update_expiry(),
+    s->run_script("update_expiry", s->scripts_.update_expiry,
                   {client_id, std::to_string(epoch), std::to_string(session_expiry_seconds)}, false,
                   [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
@@ -725,7 +730,7 @@ void redis_session_store::store_subscriptions(std::string client_id, std::uint64
       args.push_back(std::to_string(sub.options));
       args.push_back(std::to_string(sub.identifier));
     }
-    s->run_script("subscriptions", scripts::subscriptions(), std::move(args), true,
+    s->run_script("subscriptions", s->scripts_.subscriptions, std::move(args), true,
                   [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
                   });
@@ -742,7 +747,7 @@ void redis_session_store::poll_due_wills(boost::asio::any_io_executor ex, handle
 // is never blocked for long; a poll runs up to 10 of them while there is more.
 void redis_session_store::impl::sweep_rounds(std::shared_ptr<sweep_result> acc, int round,
                                              boost::asio::any_io_executor ex, handler<sweep_result> h) {
-  run_script("sweep", scripts::sweep(), {node_id_, batch}, false,
+  run_script("sweep", scripts_.sweep, {node_id_, batch}, false,
              [self = shared_from_this(), acc, round, ex, h = std::move(h)](
                  boost::system::result<redis_reply> r) mutable {
                if (!r && acc->wills.empty() && round == 0) {

@@ -32,8 +32,11 @@ namespace wharf::state {
 
 class redis_session_store final : public session_store {
  public:
+  // `key_prefix` starts every key and channel (docs/state.md); stores that
+  // share a prefix share sessions. No quote or backslash in it.
   redis_session_store(const config::redis_config& cfg, redis_target target, std::string node_id,
-                      boost::asio::io_context& io, prometheus::Registry& registry);
+                      boost::asio::io_context& io, prometheus::Registry& registry,
+                      std::string key_prefix = "wharf:");
   ~redis_session_store() override;
 
   void connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,

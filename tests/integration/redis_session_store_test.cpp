@@ -156,8 +156,8 @@ TEST_F(RedisSessionStore, ConcurrentConnectsFromTwoNodesEndWithExactlyOneOwner) 
   auto p = current_primary();
   ASSERT_TRUE(p);
   raw_redis r(p->first, p->second);
-  const bool in_a = r.get({"SISMEMBER", "wharf:node:it-node-a:sessions", id}) == "1";
-  const bool in_b = r.get({"SISMEMBER", "wharf:node:it-node-b:sessions", id}) == "1";
+  const bool in_a = r.get({"SISMEMBER", key_prefix() + "node:it-node-a:sessions", id}) == "1";
+  const bool in_b = r.get({"SISMEMBER", key_prefix() + "node:it-node-b:sessions", id}) == "1";
   EXPECT_NE(in_a, in_b) << "exactly one node must own " << id;
   EXPECT_EQ(in_a ? "it-node-a" : "it-node-b", last.first);
 }
@@ -295,7 +295,7 @@ TEST_F(RedisSessionStore, ShutdownMarksSessionsDisconnectedAndDropsTheHeartbeat)
   auto p = current_primary();
   ASSERT_TRUE(p);
   raw_redis raw(p->first, p->second);
-  EXPECT_EQ(raw.get({"EXISTS", "wharf:node:it-node-shutdown:alive"}), "0");
+  EXPECT_EQ(raw.get({"EXISTS", key_prefix() + "node:it-node-shutdown:alive"}), "0");
   auto after = a.connect(unique_id("after"));
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error(), make_error_code(store_error::shutting_down));
@@ -541,7 +541,7 @@ TEST_F(RedisSessionStore, CountsALapsedHeartbeat) {
     auto p = current_primary();
     ASSERT_TRUE(p);
     raw_redis r(p->first, p->second);
-    ASSERT_EQ(r.get({"DEL", "wharf:node:it-node-lapse:alive"}), "1");  // as if it had expired
+    ASSERT_EQ(r.get({"DEL", key_prefix() + "node:it-node-lapse:alive"}), "1");  // as if it had expired
   }
   double lapsed = 0;
   for (int i = 0; i < 40 && lapsed == 0; ++i) {
@@ -554,6 +554,33 @@ TEST_F(RedisSessionStore, CountsALapsedHeartbeat) {
     }
   }
   EXPECT_GE(lapsed, 1);
+}
+
+TEST_F(RedisSessionStore, FactoryBuildsARedisStoreFromTheSentinelUrl) {
+  boost::asio::io_context io;
+  prometheus::Registry registry;
+  auto cfg = store_runner::default_config();
+  auto store = make_session_store(cfg, "it-node-factory", io, registry);
+  const auto id = unique_id("factory");
+  std::optional<boost::system::result<connect_result>> got;
+  std::optional<boost::system::error_code> stopped;
+  connect_params p;
+  p.clean_start = true;
+  store->connect(id, p, io.get_executor(), [&](boost::system::result<connect_result> r) {
+    got = std::move(r);
+    store->shutdown(io.get_executor(), [&](boost::system::error_code ec) { stopped = ec; });
+  });
+  io.run_for(store_runner::hang_guard);
+  ASSERT_TRUE(got.has_value()) << "connect did not complete";
+  ASSERT_TRUE(*got) << got->error().message();
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_FALSE(*stopped);
+  auto primary = current_primary();
+  ASSERT_TRUE(primary);
+  raw_redis r(primary->first, primary->second);
+  EXPECT_EQ(r.get({"HGET", "wharf:s:{" + id + "}", "epoch"}), std::to_string((*got)->epoch))
+      << "the factory's store keeps sessions under the wharf: prefix";
+  store.reset();
 }
 
 TEST_F(RedisSessionStore, ReportsCommandLatencyAndSessionOutcomes) {

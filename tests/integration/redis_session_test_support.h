@@ -9,6 +9,8 @@
 #pragma once
 
 #include "config/config.h"
+#include "state/redis/redis_session_store.h"
+#include "state/redis/redis_url.h"
 #include "state/session_store.h"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -148,7 +150,14 @@ inline void require_stack() {
   ASSERT_EQ(r.get({"PING"}), "PONG") << "Redis primary " << p->first << ":" << p->second << " does not answer";
 }
 
-inline std::string session_key(const std::string& client_id) { return "wharf:s:{" + client_id + "}"; }
+// The tests keep their sessions under their own key prefix, so that wharf
+// nodes sharing the stack (which sweep and claim wills under "wharf:") and
+// these tests do not see each other's sessions.
+inline std::string key_prefix() { return env_or("WHARF_TEST_REDIS_PREFIX", "wharf-test:"); }
+
+inline std::string session_key(const std::string& client_id) {
+  return key_prefix() + "s:{" + client_id + "}";
+}
 
 // A store of the real kind on its own thread, with blocking calls. Every
 // wait is bounded (hang_guard) so a hang fails the test instead of
@@ -159,7 +168,13 @@ class store_runner {
 
   explicit store_runner(std::string node_id, config::redis_config cfg = default_config())
       : work_(io_.get_executor()) {
-    store_ = make_session_store(cfg, std::move(node_id), io_, registry_);
+    auto target = parse_redis_url(cfg.url);
+    if (target) {
+      store_ = std::make_unique<redis_session_store>(cfg, *target, std::move(node_id), io_, registry_, key_prefix());
+    } else {
+      ADD_FAILURE() << "bad Redis URL " << cfg.url;
+      store_ = make_session_store(config::redis_config{}, std::move(node_id), io_, registry_);
+    }
     thread_ = std::thread([this] { io_.run(); });
   }
   ~store_runner() {
