@@ -163,9 +163,15 @@ class KafkaSinkFault : public ::testing::Test {
     if (runner_.joinable()) runner_.join();
   }
 
-  // `up` starts whatever is down, all at once, and waits for the cluster
-  // (one KRaft broker alone cannot come up when the other two are down).
-  static void restore_brokers() { EXPECT_EQ(kt::stack("up"), 0) << kt::last_stack_output(); }
+  // `scripts/stack up` starts whatever is down, all at once (one KRaft broker
+  // cannot come up alone while the other two are down). It may return before
+  // restarted brokers serve, so wait until each answers itself.
+  static bool restore_brokers() {
+    kt::stack("up");
+    const bool ok = kt::wait_every_broker_answers(std::chrono::seconds(180));
+    EXPECT_TRUE(ok) << "the brokers did not come back; " << kt::last_stack_output();
+    return ok;
+  }
 
   void start_sink(std::chrono::milliseconds delivery_timeout, std::uint32_t queue_max_messages = 500000) {
     config::kafka_config c;
@@ -253,9 +259,12 @@ TEST_F(KafkaSinkFault, KillingThePartitionLeaderRepeatedlyLosesNoStoredRecordAnd
     ASSERT_GE(leader, 1) << "no leader for partition " << round % 3;
     const auto name = "kafka-" + std::to_string(leader);
     ASSERT_EQ(kt::stack("kill " + name), 0) << kt::last_stack_output();
-    std::this_thread::sleep_for(std::chrono::seconds(3));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    // `start` returns once the broker answers; give its replicas a moment to
+    // rejoin the ISR before the next leader goes.
     ASSERT_EQ(kt::stack("start " + name), 0) << kt::last_stack_output();
-    std::this_thread::sleep_for(std::chrono::seconds(3));
+    ASSERT_TRUE(kt::wait_every_broker_answers(std::chrono::seconds(120)));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
   }
   load_->stop();
   ASSERT_TRUE(load_->wait_all_done(std::chrono::seconds(90)));
@@ -313,7 +322,7 @@ TEST_F(KafkaSinkFault, AllBrokersDownReportsNothingStoredBoundsMemoryAndResumesB
   EXPECT_LE(max_queued, queue_limit);
   EXPECT_TRUE(went_unhealthy);
 
-  ASSERT_EQ(kt::stack("up"), 0) << kt::last_stack_output();
+  ASSERT_TRUE(restore_brokers());
   const auto restarted = steady::now();
   const auto until = restarted + std::chrono::seconds(120);
   while (!load_->stored_after(restarted) && steady::now() < until)
@@ -341,8 +350,7 @@ TEST_F(KafkaSinkFault, TwoOfThreeBrokersDownReportsNothingStoredAndResumes) {
   const auto up = steady::now();
   EXPECT_EQ(load_->stored_between(down, up), 0)
       << "records reported stored with only one of three replicas (min.insync.replicas 2)";
-  ASSERT_EQ(kt::stack("start kafka-2"), 0) << kt::last_stack_output();
-  ASSERT_EQ(kt::stack("start kafka-3"), 0) << kt::last_stack_output();
+  ASSERT_TRUE(restore_brokers());  // both at once
   const auto restarted = steady::now();
   const auto until = restarted + std::chrono::seconds(120);
   while (!load_->stored_after(restarted) && steady::now() < until)

@@ -190,6 +190,42 @@ inline std::vector<consumed> consume_all(const std::string& topic, std::size_t a
   return out;
 }
 
+// True once every broker in `brokers()` answers a metadata request itself
+// (not just appears in another broker's metadata), within `limit`.
+inline bool wait_every_broker_answers(std::chrono::seconds limit) {
+  std::vector<std::string> list;
+  std::string all = brokers();
+  for (std::size_t pos = 0; pos <= all.size();) {
+    const auto comma = std::min(all.find(',', pos), all.size());
+    list.push_back(all.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (const auto& b : list) {
+    for (;;) {
+      rd_kafka_conf_t* conf = rd_kafka_conf_new();
+      char err[512];
+      rd_kafka_conf_set(conf, "bootstrap.servers", b.c_str(), err, sizeof err);
+      rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+      rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+      const rd_kafka_metadata_t* md = nullptr;
+      bool ok = false;
+      if (rk && rd_kafka_metadata(rk, 0, nullptr, &md, 3000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        // The answer must come from this broker and list it.
+        const std::string port = b.substr(b.rfind(':') + 1);
+        for (int i = 0; i < md->broker_cnt; ++i)
+          ok = ok || (md->brokers[i].id == md->orig_broker_id && std::to_string(md->brokers[i].port) == port);
+        rd_kafka_metadata_destroy(md);
+      }
+      if (rk) rd_kafka_destroy(rk);
+      if (ok) break;
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  return true;
+}
+
 // Output of the last stack() call, for failure messages.
 inline std::string& last_stack_output() {
   static std::string out;
