@@ -228,5 +228,43 @@ TEST_F(KafkaSinkMock, AllBrokersDownUntilTheDeliveryTimeoutFailsRetryableNeverSt
   for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_up(cluster_, b);
 }
 
+TEST_F(KafkaSinkMock, ShutdownFailsUnconfirmedRecordsAsRetryableAfterItsDeadline) {
+  start(std::chrono::seconds(60));
+  for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_down(cluster_, b);
+  outcome out;
+  for (int i = 0; i < 25; ++i) submit(out, i);
+  const auto t0 = std::chrono::steady_clock::now();
+  sink_->shutdown(std::chrono::milliseconds(500));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30)) << "shutdown ignored its deadline";
+  ASSERT_TRUE(wait_done(out, 25));
+  for (auto& [seq, r] : out.results) EXPECT_EQ(r.status, delivery_status::failed_retryable) << seq << ": " << r.reason;
+  record r;
+  r.topic = topic_;
+  EXPECT_EQ(sink_->submit(r, io_.get_executor(), [](delivery_result) {}), submit_status::closed);
+  for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_up(cluster_, b);
+}
+
+TEST_F(KafkaSinkMock, CompletionFiresExactlyOnceAcrossAProducerReplacement) {
+  start();
+  for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_rtt(cluster_, b, 200);
+  std::atomic<int> calls{0};
+  constexpr int n = 100;
+  for (int i = 0; i < n; ++i) {
+    record r;
+    r.topic = topic_;
+    r.key = "k";
+    r.value = std::to_string(i);
+    ASSERT_EQ(sink_->submit(r, io_.get_executor(), [&](delivery_result) { ++calls; }), submit_status::accepted);
+  }
+  rd_kafka_test_fatal_error(static_cast<rd_kafka_t*>(sink_->native_handle_for_testing()),
+                            RD_KAFKA_RESP_ERR_PRODUCER_FENCED, "injected by the test");
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (calls.load() < n && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Let any late delivery report of the old producer arrive, then count again.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(calls.load(), n);
+}
+
 }  // namespace
 }  // namespace wharf::sinks::kafka
