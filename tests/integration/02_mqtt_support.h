@@ -259,15 +259,16 @@ inline mqtt::connect_options_builder paho_connect_options(int version) {
   return b;
 }
 
-// The CONNACK code a refused Paho connect reports (the exception's reason
-// code for 5.0, its return code for 3.1.1); 0 when accepted.
+// The CONNACK code of a refused Paho connect; 0 when accepted, -1 when no
+// CONNACK came. (Paho C++ 1.2 reports a refused 5.0 CONNACK's reason code
+// as the exception's return code, not its reason code.)
 inline int connect_result(mqtt::async_client& c, const mqtt::connect_options& opts) {
   try {
     c.connect(opts)->wait_for(15s);
     if (!c.is_connected()) return -1;
     return 0;
   } catch (const mqtt::exception& e) {
-    return opts.get_mqtt_version() == MQTTVERSION_5 ? e.get_reason_code() : e.get_return_code();
+    return e.get_reason_code() != 0 ? e.get_reason_code() : e.get_return_code();
   }
 }
 
