@@ -81,17 +81,19 @@ struct latencies {
   }
   void print(const char* what, std::size_t n, double seconds) {
     std::sort(ms.begin(), ms.end());
-    auto pct = [&](double p) { return ms.empty() ? 0 : ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * ms.size()))]; };
-    std::printf("%s: %zu records in %.2f s = %.0f records/s; stored %zu, failed %zu; latency ms p50 %.2f p99 %.2f max %.2f\n",
-                what, n, seconds, n / seconds, stored.load(), failed.load(), pct(0.50), pct(0.99),
-                ms.empty() ? 0 : ms.back());
+    auto pct = [&](double p) {
+      return ms.empty() ? 0 : ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * ms.size()))];
+    };
+    std::printf(
+        "%s: %zu records in %.2f s = %.0f records/s; stored %zu, failed %zu; latency ms p50 %.2f p99 %.2f max %.2f\n",
+        what, n, seconds, n / seconds, stored.load(), failed.load(), pct(0.50), pct(0.99), ms.empty() ? 0 : ms.back());
   }
 };
 
 // Submits `n` records through `s` with at most `window` outstanding, at
 // `rate` records/s (0 = unpaced).
-void drive(sinks::sink& s, const std::string& topic, std::size_t n, std::size_t size, std::size_t window,
-           double rate, const char* label) {
+void drive(sinks::sink& s, const std::string& topic, std::size_t n, std::size_t size, std::size_t window, double rate,
+           const char* label) {
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
   std::thread runner([&] { io.run(); });
@@ -128,7 +130,8 @@ void drive(sinks::sink& s, const std::string& topic, std::size_t n, std::size_t 
 double histogram(prometheus::Registry& r, const std::string& name, bool sum) {
   for (const auto& fam : r.Collect())
     if (fam.name == name)
-      for (const auto& m : fam.metric) return sum ? m.histogram.sample_sum : static_cast<double>(m.histogram.sample_count);
+      for (const auto& m : fam.metric)
+        return sum ? m.histogram.sample_sum : static_cast<double>(m.histogram.sample_count);
   return 0;
 }
 
@@ -185,9 +188,10 @@ int main(int argc, char** argv) {
     const double secs = std::chrono::duration<double>(steady::now() - t0).count();
     const double fsyncs = histogram(registry, "wharf_local_log_records_per_fsync", false);
     const double fsync_time = histogram(registry, "wharf_local_log_fsync_seconds", true);
-    std::printf("local-log: %zu records from %zu writers in %.2f s = %.0f records/s; %.0f fsyncs, %.1f records per "
-                "fsync, mean write+fsync %.2f ms\n",
-                n, writers, secs, n / secs, fsyncs, n / std::max(1.0, fsyncs), 1000 * fsync_time / std::max(1.0, fsyncs));
+    std::printf(
+        "local-log: %zu records from %zu writers in %.2f s = %.0f records/s; %.0f fsyncs, %.1f records per "
+        "fsync, mean write+fsync %.2f ms\n",
+        n, writers, secs, n / secs, fsyncs, n / std::max(1.0, fsyncs), 1000 * fsync_time / std::max(1.0, fsyncs));
     (*s)->shutdown(std::chrono::seconds(10));
     std::filesystem::remove_all(o.dir);
     return 0;

@@ -43,8 +43,6 @@ class null_sink final : public sink {
 
 }  // namespace
 
-std::unique_ptr<sink> make_null_sink(prometheus::Registry& registry) {
-  return std::make_unique<null_sink>(registry);
-}
+std::unique_ptr<sink> make_null_sink(prometheus::Registry& registry) { return std::make_unique<null_sink>(registry); }
 
 }  // namespace wharf::sinks

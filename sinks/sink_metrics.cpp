@@ -32,8 +32,8 @@ prometheus::Family<prometheus::Histogram>& delivery_family(prometheus::Registry&
 }  // namespace
 
 const prometheus::Histogram::BucketBoundaries& sink_metrics::latency_buckets() {
-  static const prometheus::Histogram::BucketBoundaries buckets{
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  static const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                               0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
   return buckets;
 }
 
@@ -46,9 +46,15 @@ sink_metrics::sink_metrics(prometheus::Registry& registry, const std::string& si
 
 void sink_metrics::completed(const delivery_result& r, std::chrono::steady_clock::duration latency) noexcept {
   switch (r.status) {
-    case delivery_status::stored: stored_.Increment(); break;
-    case delivery_status::failed_retryable: failed_retryable_.Increment(); break;
-    case delivery_status::failed_permanent: failed_permanent_.Increment(); break;
+    case delivery_status::stored:
+      stored_.Increment();
+      break;
+    case delivery_status::failed_retryable:
+      failed_retryable_.Increment();
+      break;
+    case delivery_status::failed_permanent:
+      failed_permanent_.Increment();
+      break;
   }
   delivery_seconds_.Observe(std::chrono::duration<double>(latency).count());
 }

@@ -109,8 +109,7 @@ boost::system::result<std::vector<producer_setting>, std::string> build_producer
   };
   for (const auto& [name, raw] : cfg.properties) {
     const std::string origin = "kafka.properties." + name;
-    if (auto it = refused.find(name); it != refused.end())
-      return origin + " cannot be set: " + it->second;
+    if (auto it = refused.find(name); it != refused.end()) return origin + " cannot be set: " + it->second;
     auto v = resolve_references(origin, raw);
     if (!v) return v.error();
     s.push_back({name, std::move(*v), origin});
@@ -277,8 +276,10 @@ int stats_cb(rd_kafka_t*, char* json, size_t len, void* opaque) {
 void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
   // librdkafka logs every failed connection attempt as an error; the error
   // callback already reports what matters, so its log is turned down a step.
-  auto lvl = level <= 2 ? spdlog::level::err : level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info
-                                                                                              : spdlog::level::debug;
+  auto lvl = level <= 2   ? spdlog::level::err
+             : level <= 4 ? spdlog::level::warn
+             : level <= 6 ? spdlog::level::info
+                          : spdlog::level::debug;
   if (std::string_view(fac) == "FAIL") lvl = spdlog::level::debug;
   spdlog::log(lvl, "kafka: [{}] {}", fac, buf);
 }
@@ -336,9 +337,10 @@ void kafka_sink::impl::on_error(int err, const char* reason) {
   if (e == RD_KAFKA_RESP_ERR__FATAL) {
     char detail[512];
     const auto orig = rd_kafka_fatal_error(rk, detail, sizeof detail);
-    spdlog::error("kafka: FATAL producer error {}: {} - failing records in flight as retryable and replacing the "
-                  "producer",
-                  rd_kafka_err2name(orig), detail);
+    spdlog::error(
+        "kafka: FATAL producer error {}: {} - failing records in flight as retryable and replacing the "
+        "producer",
+        rd_kafka_err2name(orig), detail);
     fatal_pending.store(true);
     return;
   }
@@ -530,17 +532,19 @@ void kafka_sink::impl::check_topics() {
   for (const auto& t : topics) {
     auto it = replication.find(t);
     if (it == replication.end()) {
-      spdlog::error("kafka: topic {} does not exist and Wharf does not create topics: create it with replication "
-                    "factor 3 and min.insync.replicas=2",
-                    t);
+      spdlog::error(
+          "kafka: topic {} does not exist and Wharf does not create topics: create it with replication "
+          "factor 3 and min.insync.replicas=2",
+          t);
       weak.insert(t);
       continue;
     }
     existing.push_back(t);
     if (it->second < 3) {
-      spdlog::warn("kafka: topic {} has replication factor {}: acknowledged records can be lost when a broker "
-                   "fails; use 3",
-                   t, it->second);
+      spdlog::warn(
+          "kafka: topic {} has replication factor {}: acknowledged records can be lost when a broker "
+          "fails; use 3",
+          t, it->second);
       weak.insert(t);
     }
   }
@@ -571,15 +575,17 @@ void kafka_sink::impl::check_topics() {
           const char* value = rd_kafka_ConfigEntry_value(entries[j]);
           if (value == nullptr) continue;
           if (name == "min.insync.replicas" && std::atoi(value) < 2) {
-            spdlog::warn("kafka: topic {} has min.insync.replicas={}: acks=all then waits for too few replicas; "
-                         "use 2 (with replication factor 3)",
-                         topic, value);
+            spdlog::warn(
+                "kafka: topic {} has min.insync.replicas={}: acks=all then waits for too few replicas; "
+                "use 2 (with replication factor 3)",
+                topic, value);
             weak.insert(topic);
           }
           if (name == "unclean.leader.election.enable" && std::string_view(value) == "true") {
-            spdlog::warn("kafka: topic {} allows unclean leader election: acknowledged records can be lost; "
-                         "turn it off",
-                         topic);
+            spdlog::warn(
+                "kafka: topic {} allows unclean leader election: acknowledged records can be lost; "
+                "turn it off",
+                topic);
             weak.insert(topic);
           }
         }
@@ -655,11 +661,9 @@ submit_status kafka_sink::submit(record rec, boost::asio::any_io_executor ex, co
   // No F_COPY: the value stays in `raw->rec` until the delivery report;
   // librdkafka copies it once into the produce request.
   const auto err = rd_kafka_producev(
-      d.rk, RD_KAFKA_V_TOPIC(raw->rec.topic.c_str()),
-      RD_KAFKA_V_KEY(raw->rec.key.data(), raw->rec.key.size()),
-      RD_KAFKA_V_VALUE(raw->rec.value.data(), raw->rec.value.size()), RD_KAFKA_V_MSGFLAGS(0),
-      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(id))),
-      RD_KAFKA_V_END);
+      d.rk, RD_KAFKA_V_TOPIC(raw->rec.topic.c_str()), RD_KAFKA_V_KEY(raw->rec.key.data(), raw->rec.key.size()),
+      RD_KAFKA_V_VALUE(raw->rec.value.data(), raw->rec.value.size()), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(id))), RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     d.metrics.submitted();
     return submit_status::accepted;

@@ -64,8 +64,9 @@ class kafka_sink final : public sink {
   // Creates the producer and its poll thread. When cfg.check_topics is set, a
   // background thread describes `topics` and warns about weak durability.
   // The error names the config key at fault.
-  static boost::system::result<std::unique_ptr<kafka_sink>, std::string> create(
-      const config::kafka_config& cfg, std::vector<std::string> topics, prometheus::Registry& registry);
+  static boost::system::result<std::unique_ptr<kafka_sink>, std::string> create(const config::kafka_config& cfg,
+                                                                                std::vector<std::string> topics,
+                                                                                prometheus::Registry& registry);
 
   ~kafka_sink() override;
 

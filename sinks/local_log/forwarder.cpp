@@ -82,9 +82,9 @@ struct forwarder::impl {
 
   // io thread only
   enum class slot : std::uint8_t { in_flight, stored, failed };
-  std::deque<slot> window;     // one per offset from `acked` on
-  std::uint64_t acked = 0;     // every record below it is stored
-  std::uint64_t next_send = 0; // offset the reader is at
+  std::deque<slot> window;      // one per offset from `acked` on
+  std::uint64_t acked = 0;      // every record below it is stored
+  std::uint64_t next_send = 0;  // offset the reader is at
   bool rewind = false;
   bool waiting_capacity = false;
   bool stopping = false;
@@ -161,8 +161,8 @@ void forwarder::impl::pump() {
     }
     const std::uint64_t offset = lr.offset;
     // submit takes the record even when it refuses it, so hand it a copy.
-    const auto st2 = target.submit(lr.rec, io.get_executor(),
-                                   [this, offset](delivery_result r) { on_done(offset, r); });
+    const auto st2 =
+        target.submit(lr.rec, io.get_executor(), [this, offset](delivery_result r) { on_done(offset, r); });
     if (st2 == submit_status::queue_full) {
       waiting_capacity = true;
       held = std::move(lr);  // send it first when there is room

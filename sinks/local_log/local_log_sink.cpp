@@ -63,8 +63,7 @@ bool write_all(int fd, const char* p, std::size_t n) {
 }
 
 std::int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -117,8 +116,8 @@ struct local_log_sink::impl {
                           .Name("wharf_local_log_fsync_seconds")
                           .Help("Duration of one local log write + fdatasync (one group commit), in seconds")
                           .Register(registry)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                                           0.01, 0.025, 0.05, 0.1, 0.25, 1})),
+                          .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                                           0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1})),
         records_per_fsync(prometheus::BuildHistogram()
                               .Name("wharf_local_log_records_per_fsync")
                               .Help("Records covered by one local log fdatasync (group commit size)")
@@ -184,9 +183,10 @@ std::string local_log_sink::impl::recover_last(const segment_info& seg) {
   if (fd < 0) return errno_text("cannot open", seg.path);
   if (pos < data.size()) {
     torn_bytes = data.size() - pos;
-    spdlog::warn("local log: dropping a torn tail of {} bytes at the end of {} (records after offset {} were never "
-                 "acknowledged)",
-                 torn_bytes, seg.path, seg.base_offset + count);
+    spdlog::warn(
+        "local log: dropping a torn tail of {} bytes at the end of {} (records after offset {} were never "
+        "acknowledged)",
+        torn_bytes, seg.path, seg.base_offset + count);
     if (::ftruncate(fd, static_cast<off_t>(pos)) != 0 || ::fdatasync(fd) != 0)
       return errno_text("cannot truncate torn tail of", seg.path);
   }
@@ -276,7 +276,7 @@ void local_log_sink::impl::apply_retention() {
     const auto& s = segments[i];
     if (s.base_offset == active_base) break;
     const std::uint64_t end = segments[i + 1].base_offset;  // one past its last record
-    if (end > keep_from) break;  // holds records the forwarder still needs
+    if (end > keep_from) break;                             // holds records the forwarder still needs
     std::error_code ec;
     const auto mtime = fs::last_write_time(s.path, ec);
     const bool too_old = !ec && now - mtime > opts.retention_age;

@@ -49,8 +49,8 @@ class local_log_sink final : public sink {
  public:
   // Opens (creating if needed) and recovers the log in `opts.dir`, then
   // starts the writer thread. The error names the directory and the cause.
-  static boost::system::result<std::unique_ptr<local_log_sink>, std::string> open(
-      local_log_options opts, prometheus::Registry& registry);
+  static boost::system::result<std::unique_ptr<local_log_sink>, std::string> open(local_log_options opts,
+                                                                                  prometheus::Registry& registry);
 
   ~local_log_sink() override;
 
@@ -79,7 +79,7 @@ class local_log_sink final : public sink {
 };
 
 // The sink as the wiring wants it; the error names the directory and cause.
-boost::system::result<std::unique_ptr<sink>, std::string> make_local_log_sink(
-    const config::local_log_config& cfg, prometheus::Registry& registry);
+boost::system::result<std::unique_ptr<sink>, std::string> make_local_log_sink(const config::local_log_config& cfg,
+                                                                              prometheus::Registry& registry);
 
 }  // namespace wharf::sinks::local_log

@@ -51,8 +51,7 @@ void print_record(const log_record& r) {
   std::printf("offset=%llu time=%s topic=%s key=%s bytes=%zu\n", static_cast<unsigned long long>(r.offset),
               rfc3339(r.timestamp_ms).c_str(), escaped(r.rec.topic).c_str(), escaped(r.rec.key).c_str(),
               r.rec.value.size());
-  for (const auto& h : r.rec.headers)
-    std::printf("  %s: %s\n", escaped(h.name).c_str(), escaped(h.value).c_str());
+  for (const auto& h : r.rec.headers) std::printf("  %s: %s\n", escaped(h.name).c_str(), escaped(h.value).c_str());
   std::printf("  %s\n", escaped(r.rec.value).c_str());
 }
 
@@ -61,8 +60,12 @@ bool print_available(log_reader& reader) {
   log_record r;
   for (;;) {
     switch (reader.next(r)) {
-      case log_reader::read_result::record: print_record(r); break;
-      case log_reader::read_result::end: std::fflush(stdout); return true;
+      case log_reader::read_result::record:
+        print_record(r);
+        break;
+      case log_reader::read_result::end:
+        std::fflush(stdout);
+        return true;
       case log_reader::read_result::corrupt:
         std::fflush(stdout);
         std::fprintf(stderr, "wharf log: %s\n", reader.error().c_str());

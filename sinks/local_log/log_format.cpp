@@ -45,20 +45,29 @@ struct body_cursor {
   bool bad = false;
 
   std::uint32_t u32() {
-    if (rest.size() < 4) { bad = true; return 0; }
+    if (rest.size() < 4) {
+      bad = true;
+      return 0;
+    }
     auto v = get_u32(rest.data());
     rest.remove_prefix(4);
     return v;
   }
   std::uint64_t u64() {
-    if (rest.size() < 8) { bad = true; return 0; }
+    if (rest.size() < 8) {
+      bad = true;
+      return 0;
+    }
     auto v = get_u64(rest.data());
     rest.remove_prefix(8);
     return v;
   }
   std::string bytes() {
     auto n = u32();
-    if (bad || rest.size() < n) { bad = true; return {}; }
+    if (bad || rest.size() < n) {
+      bad = true;
+      return {};
+    }
     std::string s(rest.substr(0, n));
     rest.remove_prefix(n);
     return s;
@@ -87,8 +96,7 @@ void append_frame(std::string& out, const record& rec, std::int64_t timestamp_ms
     put_bytes(out, h.value);
   }
   const std::size_t body_len = out.size() - start - frame_header_size;
-  const std::uint32_t crc =
-      crc32c(std::string_view(out.data() + start + frame_header_size, body_len));
+  const std::uint32_t crc = crc32c(std::string_view(out.data() + start + frame_header_size, body_len));
   std::string header;
   put_u32(header, static_cast<std::uint32_t>(body_len));
   put_u32(header, crc);

@@ -297,12 +297,13 @@ TEST_F(KafkaSinkFault, AllBrokersDownReportsNothingStoredBoundsMemoryAndResumesB
     r.topic = topic_;
     r.key = "short";
     r.value = std::to_string(i);
-    ASSERT_EQ((*short_sink)->submit(r, io_.get_executor(),
-                                    [&](delivery_result res) {
-                                      if (res.stored()) ++short_stored;
-                                      if (res.status == delivery_status::failed_retryable) ++short_retryable;
-                                      ++short_done;
-                                    }),
+    ASSERT_EQ((*short_sink)
+                  ->submit(r, io_.get_executor(),
+                           [&](delivery_result res) {
+                             if (res.stored()) ++short_stored;
+                             if (res.status == delivery_status::failed_retryable) ++short_retryable;
+                             ++short_done;
+                           }),
               submit_status::accepted);
   }
   std::size_t max_queued = 0;

@@ -47,10 +47,10 @@ int main(int argc, char** argv) {
       r.value = "seq-" + std::to_string(seq) + std::string(100, '.');
       r.headers = {{"seq", std::to_string(seq)}};
       while (log.submit(r, io.get_executor(), [seq](delivery_result res) {
-               if (!res.stored()) return;
-               const std::string line = std::to_string(seq) + "\n";
-               (void)!::write(1, line.data(), line.size());
-             }) == submit_status::queue_full) {
+        if (!res.stored()) return;
+        const std::string line = std::to_string(seq) + "\n";
+        (void)!::write(1, line.data(), line.size());
+      }) == submit_status::queue_full) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }

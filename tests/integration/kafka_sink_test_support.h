@@ -60,18 +60,17 @@ inline int broker_count(std::string& why) {
 
 // Fails the test (fatally, from the caller) when Kafka from scripts/stack is
 // not there.
-#define WHARF_REQUIRE_KAFKA(min_brokers)                                                                  \
-  do {                                                                                                    \
-    std::string why_;                                                                                     \
-    const int n_ = ::wharf::sinks::kafka_test::broker_count(why_);                                        \
-    ASSERT_GE(n_, (min_brokers)) << "Kafka at " << ::wharf::sinks::kafka_test::brokers()                  \
-                                 << " is not reachable or too small (" << why_                             \
-                                 << "): start it with `scripts/stack up --brokers 3`";                    \
+#define WHARF_REQUIRE_KAFKA(min_brokers)                                                 \
+  do {                                                                                   \
+    std::string why_;                                                                    \
+    const int n_ = ::wharf::sinks::kafka_test::broker_count(why_);                       \
+    ASSERT_GE(n_, (min_brokers)) << "Kafka at " << ::wharf::sinks::kafka_test::brokers() \
+                                 << " is not reachable or too small (" << why_           \
+                                 << "): start it with `scripts/stack up --brokers 3`";   \
   } while (0)
 
 // Creates a topic and waits until every partition has a leader.
-inline bool create_topic(const std::string& topic, int partitions, int replication, int min_insync,
-                         std::string& why) {
+inline bool create_topic(const std::string& topic, int partitions, int replication, int min_insync, std::string& why) {
   rd_kafka_t* rk = new_client(RD_KAFKA_PRODUCER);
   char err[512];
   rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, replication, err, sizeof err);
@@ -105,8 +104,7 @@ inline bool create_topic(const std::string& topic, int partitions, int replicati
     if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ready = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
               md->topics[0].partition_cnt == partitions;
-      for (int p = 0; ready && p < md->topics[0].partition_cnt; ++p)
-        ready = md->topics[0].partitions[p].leader >= 0;
+      for (int p = 0; ready && p < md->topics[0].partition_cnt; ++p) ready = md->topics[0].partitions[p].leader >= 0;
       rd_kafka_metadata_destroy(md);
     }
     rd_kafka_topic_destroy(rkt);

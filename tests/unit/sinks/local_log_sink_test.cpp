@@ -21,9 +21,8 @@ using test::run_until;
 class LocalLogSink : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wharf-local-log-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("wharf-local-log-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -48,10 +47,11 @@ class LocalLogSink : public ::testing::Test {
       if (value_size > value.size()) value.resize(value_size, 'x');
       auto rec = make_record("t", "k" + std::to_string(i % 3), value, {{"seq", std::to_string(i)}});
       while (log.submit(rec, io_.get_executor(), [&](delivery_result r) {
-               if (r.stored()) ++stored;
-               ++done;
-             }) == submit_status::queue_full) {
-        run_until(io_, [] { return false; }, std::chrono::milliseconds(1));
+        if (r.stored()) ++stored;
+        ++done;
+      }) == submit_status::queue_full) {
+        run_until(
+            io_, [] { return false; }, std::chrono::milliseconds(1));
       }
     }
     EXPECT_TRUE(run_until(io_, [&] { return done.load() == n; }));
@@ -278,9 +278,9 @@ TEST_F(LocalLogSink, ConcurrentWritersShareFsyncs) {
       for (int i = 0; i < per_thread; ++i) {
         auto rec = make_record("t", "k" + std::to_string(t), std::string(200, 'x'));
         while (log->submit(rec, io_.get_executor(), [&](delivery_result r) {
-                 if (r.stored()) ++stored;
-                 ++done;
-               }) == submit_status::queue_full) {
+          if (r.stored()) ++stored;
+          ++done;
+        }) == submit_status::queue_full) {
           std::this_thread::yield();
         }
       }
@@ -306,8 +306,8 @@ TEST_F(LocalLogSink, FullQueueRefusesWithQueueFullAndSignalsCapacityLater) {
   bool saw_full = false;
   std::atomic<int> done{0};
   for (int i = 0; i < 100000 && !saw_full; ++i) {
-    const auto st = log->submit(make_record("t", "k", std::string(500, 'x')), io_.get_executor(),
-                                [&](delivery_result) { ++done; });
+    const auto st =
+        log->submit(make_record("t", "k", std::string(500, 'x')), io_.get_executor(), [&](delivery_result) { ++done; });
     if (st == submit_status::queue_full) saw_full = true;
     if (st == submit_status::accepted) ++accepted;
   }
@@ -322,8 +322,7 @@ TEST_F(LocalLogSink, SubmitAfterShutdownIsClosed) {
   ASSERT_TRUE(log);
   write(*log, 2);
   log->shutdown(std::chrono::seconds(5));
-  EXPECT_EQ(log->submit(make_record("t", "k", "v"), io_.get_executor(), [](delivery_result) {}),
-            submit_status::closed);
+  EXPECT_EQ(log->submit(make_record("t", "k", "v"), io_.get_executor(), [](delivery_result) {}), submit_status::closed);
 }
 
 TEST_F(LocalLogSink, OpenFailsWithAMessageNamingTheDirectory) {

@@ -26,9 +26,10 @@ class LogCommand : public ::testing::Test {
     boost::asio::io_context io;
     std::atomic<int> done{0};
     for (int i = 0; i < 3; ++i)
-      (*log)->submit(test::make_record("mqtt.ingest", "dev-" + std::to_string(i), std::string("v\x01", 2) + std::to_string(i),
-                                       {{"ce_id", "id-" + std::to_string(i)}}),
-                     io.get_executor(), [&](delivery_result) { ++done; });
+      (*log)->submit(
+          test::make_record("mqtt.ingest", "dev-" + std::to_string(i), std::string("v\x01", 2) + std::to_string(i),
+                            {{"ce_id", "id-" + std::to_string(i)}}),
+          io.get_executor(), [&](delivery_result) { ++done; });
     ASSERT_TRUE(test::run_until(io, [&] { return done.load() == 3; }));
   }
   void TearDown() override { fs::remove_all(dir_); }

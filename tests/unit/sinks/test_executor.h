@@ -24,8 +24,7 @@ inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& 
   return done();
 }
 
-inline record make_record(std::string topic, std::string key, std::string value,
-                          std::vector<header> headers = {}) {
+inline record make_record(std::string topic, std::string key, std::string value, std::vector<header> headers = {}) {
   record r;
   r.topic = std::move(topic);
   r.key = std::move(key);
