@@ -4,7 +4,11 @@
 // routes and a refused unmatched topic.
 #include "tests/integration/02_mqtt_support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <fstream>
 #include <regex>
@@ -81,6 +85,42 @@ void expect_cloudevents_headers(const kafka_record& r, const std::string& client
                            "ce_mqttdup", "ce_mqttqos", "ce_sessionepoch", "ce_node", "ce_dedupkey"})
     EXPECT_EQ(r.header_count(once), 1) << once;
 }
+
+// Raw MQTT 3.1.1 over a socket, for what the client libraries do not let a
+// test choose (the DUP flag and the packet id).
+class raw_mqtt311 {
+ public:
+  explicit raw_mqtt311(unsigned short port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~raw_mqtt311() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void send(const std::string& bytes) { ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
+  // Reads exactly n bytes (or fewer on timeout / close).
+  std::string read(std::size_t n) {
+    std::string out;
+    while (out.size() < n) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20000) <= 0) break;
+      char buf[256];
+      auto got = ::recv(fd_, buf, std::min(sizeof buf, n - out.size()), 0);
+      if (got <= 0) break;
+      out.append(buf, static_cast<std::size_t>(got));
+    }
+    return out;
+  }
+  static std::string str(const std::string& s) {
+    return std::string{static_cast<char>(s.size() >> 8), static_cast<char>(s.size() & 0xff)} + s;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
 
 class MqttPublish : public ::testing::Test {
  protected:
@@ -260,6 +300,36 @@ TEST_F(MqttPublish, MatchingRouteChoosesKafkaTopicAndKeyTemplate) {
   expect_cloudevents_headers(recs[0], cid, topic, 1, node_id);
   // And not in the default route's topic.
   EXPECT_TRUE(read_client(main_topic->name, cid, 0, 15s).empty());
+}
+
+TEST_F(MqttPublish, DupFlagAndPacketIdOfTheWirePacketReachTheHeaders) {
+  auto cid = unique_name("raw-dup");
+  raw_mqtt311 c(node->mqtt_port());
+  ASSERT_TRUE(c.connected());
+  // CONNECT: protocol "MQTT" level 4, clean session, keep alive 60, client id.
+  std::string connect_body = raw_mqtt311::str("MQTT") + std::string("\x04\x02\x00\x3c", 4) + raw_mqtt311::str(cid);
+  c.send(std::string{'\x10', static_cast<char>(connect_body.size())} + connect_body);
+  EXPECT_EQ(c.read(4), std::string("\x20\x02\x00\x00", 4)) << "CONNACK accepted";
+  // PUBLISH QoS 1 with DUP set (0x3A), packet id 0x1234, then the same
+  // message without DUP and packet id 7.
+  for (auto [first, pid] : {std::pair{'\x3a', 0x1234}, std::pair{'\x32', 7}}) {
+    std::string body = raw_mqtt311::str("raw/" + cid) +
+                       std::string{static_cast<char>(pid >> 8), static_cast<char>(pid & 0xff)} + "again";
+    c.send(std::string{first, static_cast<char>(body.size())} + body);
+    EXPECT_EQ(c.read(4), (std::string{'\x40', '\x02', static_cast<char>(pid >> 8), static_cast<char>(pid & 0xff)}))
+        << "PUBACK for packet id " << pid;
+  }
+  c.send(std::string("\xe0\x00", 2));  // DISCONNECT
+
+  auto recs = read_client(main_topic->name, cid, 2);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].header("ce_mqttdup"), "true");
+  EXPECT_EQ(recs[0].header("ce_packetid"), std::to_string(0x1234));
+  EXPECT_EQ(recs[0].header("ce_dedupkey"), expected_dedup_key(cid, 0x1234, "again"));
+  EXPECT_EQ(recs[1].header("ce_mqttdup"), "false");
+  EXPECT_EQ(recs[1].header("ce_packetid"), "7");
+  EXPECT_NE(recs[0].header("ce_dedupkey"), recs[1].header("ce_dedupkey"));
+  EXPECT_NE(recs[0].header("ce_id"), recs[1].header("ce_id"));
 }
 
 TEST(MqttPublishNoDefaultRoute, UnmatchedTopicIsRefusedWith0x90AndMatchedTopicIsStored) {
