@@ -77,6 +77,7 @@ struct forwarder::impl {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::steady_timer poll_timer{io};
   asio::steady_timer cursor_timer{io};
+  asio::steady_timer tick_timer{io};
   std::thread thread;
   log_reader reader;
 
@@ -117,12 +118,22 @@ struct forwarder::impl {
   void advance();
   void persist_cursor();
   void schedule_poll(std::chrono::milliseconds after);
+  void schedule_tick();
 };
 
 void forwarder::impl::schedule_poll(std::chrono::milliseconds after) {
   poll_timer.expires_after(after);
   poll_timer.async_wait([this](boost::system::error_code ec) {
     if (!ec) pump();
+  });
+}
+
+void forwarder::impl::schedule_tick() {
+  tick_timer.expires_after(std::chrono::milliseconds(250));
+  tick_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping) return;
+    pump();
+    schedule_tick();
   });
 }
 
@@ -252,16 +263,7 @@ boost::system::result<void, std::string> forwarder::start() {
   impl* p = impl_.get();
   impl_->log.set_commit_listener([p] { asio::post(p->io, [p] { p->pump(); }); });
   // A slow fallback poll in case a notification raced with a rewind.
-  auto ticker = std::make_shared<std::function<void(boost::system::error_code)>>();
-  auto timer = std::make_shared<asio::steady_timer>(impl_->io);
-  *ticker = [p, timer, ticker](boost::system::error_code ec) {
-    if (ec || p->stopping) return;
-    p->pump();
-    timer->expires_after(std::chrono::milliseconds(250));
-    timer->async_wait(*ticker);
-  };
-  timer->expires_after(std::chrono::milliseconds(0));
-  timer->async_wait(*ticker);
+  impl_->schedule_tick();
   impl_->thread = std::thread([p] { p->io.run(); });
   spdlog::info("local log forwarder: forwarding {} from offset {} to {}", impl_->log.dir(), start_at,
                impl_->target.name());
@@ -287,6 +289,7 @@ void forwarder::stop(std::chrono::milliseconds deadline) {
     p->persist_cursor();
     p->poll_timer.cancel();
     p->cursor_timer.cancel();
+    p->tick_timer.cancel();
     done.set_value();
   });
   f.get();

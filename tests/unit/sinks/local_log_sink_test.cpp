@@ -230,6 +230,7 @@ TEST_F(LocalLogSink, RetentionBySizeDeletesTheOldestClosedSegments) {
   auto log = open(o);
   ASSERT_TRUE(log);
   for (int i = 0; i < 40; ++i) write(*log, 1, "r", 100);
+  log->shutdown(std::chrono::seconds(5));  // retention runs on the writer thread after a commit
   const auto segments = list_segments(dir_.string());
   std::uint64_t total = 0;
   for (const auto& s : segments) total += s.size_bytes;
