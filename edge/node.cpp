@@ -7,6 +7,7 @@
 #include "sinks/kafka/kafka_sink.h"
 #include "sinks/local_log/forwarder.h"
 #include "sinks/local_log/local_log_sink.h"
+#include "sinks/null_sink.h"
 #include "state/session_store.h"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,11 +21,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <future>
 #include <fstream>
 #include <thread>
 #include <dirent.h>
 #include <sstream>
+#include <string_view>
 #include <unistd.h>
 
 namespace wharf::edge {
@@ -153,7 +156,13 @@ bool node::impl::build() {
   std::sort(topics.begin(), topics.end());
   topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
 
-  if (!cfg.kafka.brokers.empty()) {
+  if (const char* b = std::getenv("WHARF_BENCH_NULL_SINK"); b && std::string_view(b) == "1") {
+    // Benchmarks of the protocol layers only (bench/run): acknowledges every
+    // record at once without storing it. Not a configuration key on purpose.
+    sink = sinks::make_null_sink(registry);
+    spdlog::critical("benchmark mode (WHARF_BENCH_NULL_SINK=1): messages are NOT stored; every record is "
+                     "acknowledged and dropped");
+  } else if (!cfg.kafka.brokers.empty()) {
     auto k = sinks::kafka::make_kafka_sink(cfg.kafka, topics, registry);
     if (!k) {
       spdlog::error("kafka: {}", k.error());
