@@ -29,6 +29,12 @@ TEST(MqttDrain, SigtermDisconnectsWith0x8BTurnsUnreadyExitsZeroAndLosesNoAcknowl
     reasons.push_back(got);
   }
 
+  // And a 3.1.1 client, which has no DISCONNECT to receive: its connection closes.
+  auto old = paho_client(uri(node.mqtt_port()), unique_name("drain-311"), MQTTVERSION_3_1_1);
+  auto old_lost = std::make_shared<std::atomic<bool>>(false);
+  old->set_connection_lost_handler([old_lost](const std::string&) { old_lost->store(true); });
+  ASSERT_EQ(connect_result(*old, paho_connect_options(MQTTVERSION_3_1_1).finalize()), 0);
+
   auto cid = unique_name("drain-pub");
   resending_publisher pub(node.mqtt_port(), cid, "drain/" + cid, 10);
   pub.start(1'000'000);
@@ -50,6 +56,8 @@ TEST(MqttDrain, SigtermDisconnectsWith0x8BTurnsUnreadyExitsZeroAndLosesNoAcknowl
     for (int t = 0; t < 100 && reasons[i]->load() == -1; ++t) std::this_thread::sleep_for(20ms);
     EXPECT_EQ(reasons[i]->load(), 0x8B) << "idle client " << i;
   }
+  for (int t = 0; t < 100 && !old_lost->load(); ++t) std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(old_lost->load()) << "the 3.1.1 connection was not closed";
   auto reasons_seen = pub.disconnect_reasons();
   ASSERT_FALSE(reasons_seen.empty()) << "the publisher was not sent a DISCONNECT";
   EXPECT_EQ(reasons_seen.front(), 0x8B);
