@@ -13,9 +13,10 @@ namespace {
 
 // Starts the brokers again whatever happens to the test: others share them.
 struct brokers_restorer {
+  std::string names = "kafka-1 kafka-2 kafka-3";
   bool stopped = false;
   ~brokers_restorer() {
-    if (stopped) stack("start kafka-1 kafka-2 kafka-3");
+    if (stopped) stack("start " + names);
   }
 };
 
@@ -47,7 +48,7 @@ TEST(MqttKafkaOutage, NoAckWhileAllBrokersAreDownAcksResumeAfterRestartAndNothin
 
   auto cid = unique_name("outage-pub");
   resending_publisher pub(node.mqtt_port(), cid, "outage/" + cid, 20);
-  pub.start(1'000'000'000);
+  pub.start(100'000);
   ASSERT_TRUE(pub.wait_acked(200, 60s)) << "acknowledged before the outage: " << pub.acked_count();
 
   brokers_restorer restore;
@@ -85,7 +86,7 @@ TEST(MqttNodeCrash, SigkillMidStreamThenRestartLosesNothingAcknowledged) {
 
   auto cid = unique_name("crash-pub");
   resending_publisher pub(node.mqtt_port(), cid, "crash/" + cid, 20);
-  pub.start(1'000'000'000);
+  pub.start(100'000);
   ASSERT_TRUE(pub.wait_acked(300, 60s)) << "acknowledged before the crash: " << pub.acked_count();
 
   EXPECT_EQ(node.process().stop(SIGKILL, 10s), 128 + SIGKILL);
@@ -96,5 +97,33 @@ TEST(MqttNodeCrash, SigkillMidStreamThenRestartLosesNothingAcknowledged) {
       << "acknowledged after the restart: " << pub.acked_count() - acked_at_crash;
   EXPECT_TRUE(pub.finish(60s)) << "not every message sent was acknowledged in the end";
   EXPECT_GE(pub.connects(), 2);
+  expect_every_acknowledged_message_stored(pub, topic.name, cid);
+}
+
+TEST(MqttKafkaBrokerKill, OneBrokerKilledMidStreamAcksContinueAndNothingAcknowledgedIsLost) {
+  scoped_topic topic("mqtt-fault-broker-kill", 3);
+  wharf_node node(node_options("  allow_anonymous: true\n  delivery_timeout: 10s\n  default_route: {kafka_topic: " +
+                                   topic.name + "}\n",
+                               "", "  delivery_timeout: 10s\n"));
+  std::string why;
+  ASSERT_TRUE(node.wait_ready(30s, &why)) << why;
+
+  auto cid = unique_name("broker-kill-pub");
+  resending_publisher pub(node.mqtt_port(), cid, "kill/" + cid, 20);
+  pub.start(3000);
+  ASSERT_TRUE(pub.wait_acked(200, 60s)) << "acknowledged before the kill: " << pub.acked_count();
+
+  brokers_restorer restore;
+  restore.names = "kafka-2";
+  restore.stopped = true;
+  std::string out;
+  ASSERT_EQ(stack("kill kafka-2", &out), 0) << out;
+  // Two of three replicas remain, as many as min.insync.replicas asks.
+  auto acked_at_kill = pub.acked_count();
+  EXPECT_TRUE(pub.wait_acked(acked_at_kill + 300, 90s))
+      << "acknowledged with one broker down: " << pub.acked_count() - acked_at_kill;
+  ASSERT_EQ(stack("start kafka-2", &out), 0) << out;
+  restore.stopped = false;
+  EXPECT_TRUE(pub.finish(60s)) << "not every message sent was acknowledged in the end";
   expect_every_acknowledged_message_stored(pub, topic.name, cid);
 }
