@@ -181,6 +181,7 @@ struct kafka_sink::impl {
   std::atomic<bool> closed{false};
   std::atomic<bool> stop_poll{false};
   std::atomic<bool> fatal_pending{false};
+  std::atomic<bool> restarting{false};
   std::atomic<std::uint64_t> restart_count{0};
   std::thread poll_thread;
   completion_batch batch;  // poll thread (or shutdown, after it stopped)
@@ -441,6 +442,7 @@ void kafka_sink::impl::restart_producer() {
     std::lock_guard lk(capacity_mu);
     full = true;  // callers that get queue_full during the swap wait for it
   }
+  restarting.store(true);
   std::unique_lock lk(rk_mu);
   // Serve what librdkafka reports itself, then fail the rest.
   rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
@@ -465,6 +467,7 @@ void kafka_sink::impl::restart_producer() {
   }
   spdlog::error("kafka: producer replaced after a fatal error ({} replacement(s) so far)", restart_count.load());
   lk.unlock();
+  restarting.store(false);
   release_waiters();
 }
 
@@ -478,14 +481,14 @@ void kafka_sink::impl::poll_loop() {
       restart_producer();
       continue;
     }
-    if (delivered_in_round > 0) {
-      bool was_full;
-      {
-        std::lock_guard lk(capacity_mu);
-        was_full = full;
-      }
-      if (was_full) release_waiters();
+    // Room again once deliveries freed some, or when nothing is queued at all
+    // (then no delivery report would ever wake the waiters).
+    bool was_full;
+    {
+      std::lock_guard lk(capacity_mu);
+      was_full = full;
     }
+    if (was_full && (delivered_in_round > 0 || rd_kafka_outq_len(rk) == 0)) release_waiters();
   }
 }
 
@@ -633,11 +636,14 @@ submit_status kafka_sink::submit(record rec, boost::asio::any_io_executor ex, co
   auto& d = *impl_;
   std::shared_lock lk(d.rk_mu, std::try_to_lock);
   if (!lk.owns_lock()) {
-    // The producer is being replaced: back-pressure until it is back.
     if (d.closed.load()) return submit_status::closed;
-    std::lock_guard clk(d.capacity_mu);
-    d.full = true;
-    return submit_status::queue_full;
+    if (d.restarting.load()) {
+      // The producer is being replaced: back-pressure until it is back.
+      std::lock_guard clk(d.capacity_mu);
+      d.full = true;
+      return submit_status::queue_full;
+    }
+    lk.lock();  // try_lock_shared may fail spuriously; nobody holds it long
   }
   if (d.closed.load() || d.rk == nullptr) return submit_status::closed;
 
