@@ -762,7 +762,7 @@ bool parse_size(std::string_view text, std::uint64_t& out) {
   else if (unit == "MiB") mult = 1ull << 20;
   else if (unit == "GiB") mult = 1ull << 30;
   else if (unit == "kB" || unit == "KB") mult = 1000;
-  else if (unit == "MB") mult = 1000 * 1000;
+  else if (unit == "MB") mult = 1000ull * 1000;
   else if (unit == "GB") mult = 1000ull * 1000 * 1000;
   else return false;
   if (n > std::numeric_limits<std::uint64_t>::max() / mult) return false;

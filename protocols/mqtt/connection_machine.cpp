@@ -90,7 +90,9 @@ void connection_machine::on_bytes(std::string_view bytes, clock::time_point now)
 
 void connection_machine::on_bytes(std::span<const std::uint8_t> bytes, clock::time_point now) {
   if (state_ == state::closed || bytes.empty()) return;
-  last_received_ = now;
+  // Keep Alive counts whole packets [MQTT-3.1.2-22]: a trickle of bytes that
+  // never completes one does not keep the connection open.
+  input_time_ = now;
   if (pending_offset_ < pending_input_.size()) {
     pending_input_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     process_pending();
@@ -112,6 +114,7 @@ void connection_machine::process(std::span<const std::uint8_t>& input) {
       return;
     }
     if (!*r) break;
+    last_received_ = input_time_;
     handle(std::move(**r));
     if (state_ == state::closed) return;
   }
@@ -206,6 +209,11 @@ void connection_machine::handle_connect(connect&& c) {
     fail(errc::bad_authentication_method);
     return;
   }
+  if (is_v5 && c.props.authentication_data) {
+    // Authentication Data without Authentication Method (3.1.2.11.10).
+    fail(errc::protocol_error);
+    return;
+  }
   if (c.client_id.size() > options_.max_client_id_length) {
     fail(errc::client_identifier_not_valid);
     return;
@@ -285,7 +293,12 @@ void connection_machine::accept_connect(connect_decision decision) {
     }
     p.user_properties = std::move(decision.user_properties);
   }
-  send_limited(std::move(ack), false);
+  if (!send_limited(std::move(ack), false)) {
+    // Even a CONNACK without properties exceeds the client's Maximum Packet
+    // Size: it can never be told anything, so close [MQTT-3.1.2-24].
+    finish(reason_code::packet_too_large, errc::packet_too_large, false, false);
+    return;
+  }
   state_ = state::connected;
 
   for (auto id : decision.qos2_awaiting_pubrel) {
@@ -394,7 +407,11 @@ void connection_machine::handle_publish(publish&& p) {
     }
   }
 
-  if (inflight_ >= effective_receive_maximum()) {
+  if (v5() ? inflight_ >= effective_receive_maximum()
+            // 3.1.1 has no Receive Maximum: reading pauses while the sink
+            // window is full (can_decode), so only QoS 2 packet ids held
+            // for PUBREL, which only the client frees, are capped here.
+            : p.qos == qos::exactly_once && qos2_ids_.size() >= effective_receive_maximum()) {
     fail(errc::receive_maximum_exceeded);
     return;
   }
@@ -664,7 +681,7 @@ void connection_machine::fail(error_code ec) {
 }
 
 template <class P>
-void connection_machine::send_limited(P&& p, bool strip_if_no_problem_info) {
+bool connection_machine::send_limited(P&& p, bool strip_if_no_problem_info) {
   const protocol_version version = decoder_.version().value_or(protocol_version::v311);
   // Reason strings come from anywhere (sink errors...): never send one that
   // is not valid MQTT UTF-8.
@@ -678,14 +695,27 @@ void connection_machine::send_limited(P&& p, bool strip_if_no_problem_info) {
   }
   const std::size_t before = out_.size();
   encode(p, version, out_);
-  if (out_.size() - before <= client_max_packet_) return;
+  if (out_.size() - before <= client_max_packet_) return true;
   // Too large for the client: drop the Reason String and User Properties
   // first (spec 3.1.2.11.4); if still too large, do not send it at all.
   out_.resize(before);
   p.props.reason_string.reset();
   p.props.user_properties.clear();
   encode(p, version, out_);
-  if (out_.size() - before > client_max_packet_) out_.resize(before);
+  if (out_.size() - before <= client_max_packet_) return true;
+  out_.resize(before);
+  if constexpr (std::is_same_v<std::decay_t<P>, connack>) {
+    // A CONNACK's other properties are optional to send: the client then
+    // assumes the defaults, which only makes it more conservative, except
+    // an assigned client identifier it would lose; keep that one longest.
+    auto assigned = std::move(p.props.assigned_client_identifier);
+    p.props = properties{};
+    p.props.assigned_client_identifier = std::move(assigned);
+    encode(p, version, out_);
+    if (out_.size() - before <= client_max_packet_) return true;
+    out_.resize(before);
+  }
+  return false;
 }
 
 void connection_machine::finish(reason_code rc, error_code ec, bool client_initiated,

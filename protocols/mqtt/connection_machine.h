@@ -256,7 +256,9 @@ class connection_machine {
   void release_acks();
   void send_ack_entry(ack_entry& e);
   template <class P>
-  void send_limited(P&& p, bool strip_if_no_problem_info);
+  // Appends `p` unless it exceeds the client's Maximum Packet Size even
+  // without its optional properties; false when it was not sent.
+  bool send_limited(P&& p, bool strip_if_no_problem_info);
   void finish(mqtt::reason_code rc, boost::system::error_code ec, bool client_initiated,
               bool publish_will);
   void flush_output();
@@ -268,7 +270,8 @@ class connection_machine {
   decoder decoder_;
   state state_ = state::awaiting_connect;
   clock::time_point opened_at_;
-  clock::time_point last_received_;
+  clock::time_point last_received_;  // last complete packet
+  clock::time_point input_time_;     // time of the latest on_bytes
   std::string pending_input_;  // undecoded bytes while paused
   std::size_t pending_offset_ = 0;
   std::string out_;            // bytes of the current call

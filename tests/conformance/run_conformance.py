@@ -53,55 +53,7 @@ import time
 # name -> (spec rule, what the server does[, "intermittent"]). Remove an
 # entry once the server is fixed: an expected failure that passes fails the
 # suite, except entries marked "intermittent" (a race: they may pass).
-_TAKEOVER = ("MQTT 5.0 3.1.4-3 / 3.1.1 MQTT-3.1.4-2: the existing connection of a client id "
-             "that connects again MUST be closed (5.0: DISCONNECT 0x8E first)",
-             "intermittently the old connection is never told nor closed: the store's takeover "
-             "notice is posted to the first io_context and looked up in `owners` after the new "
-             "connection's CONNECT completion already replaced the entry (claim_owner), so "
-             "taken_over() reaches the new connection and is ignored (epoch not newer)",
-             "intermittent")
-_EXPIRY_RACE = ("MQTT 5.0 3.1.2.11.2 (Session Expiry 0: the Session ends when the Network Connection "
-                "is closed) with MQTT-3.2.2-3 (no Session State: Session Present 0)",
-                "intermittently CONNACK session present 1: the socket is closed before the session "
-                "store records the disconnect (connection_base::finished() runs store.disconnect "
-                "asynchronously after close_socket), so a client reconnecting at once finds its "
-                "ended session still 'connected', takes it over and resumes it",
-                "intermittent")
-_DRIP = ("MQTT 5.0 MQTT-3.1.2-22 / 3.1.1 MQTT-3.1.2-24: no MQTT Control Packet within 1.5 x Keep "
-         "Alive: the Server MUST close the connection",
-         "any received byte resets the keep-alive timer (connection_machine::on_bytes sets "
-         "last_received_), so a client sending one byte of a packet every second stays connected "
-         "forever with a partial packet (up to max_packet_size) buffered")
-_V311_WINDOW = ("MQTT 3.1.1 4.3.2 / 4.3.3 (a QoS 1 PUBLISH is answered with PUBACK) and docs/mqtt.md "
-                "'Flow control' (3.1.1: reading pauses while receive_maximum messages wait for the "
-                "sink; only a client holding receive_maximum unreleased QoS 2 is disconnected)",
-                "the connection is closed (receive_maximum_exceeded) although the client holds fewer "
-                "than receive_maximum unreleased QoS 2: connection_machine::can_decode() pauses 3.1.1 "
-                "reading on acks_.size() (messages at the sink) while handle_publish() fails on "
-                "inflight_, which also counts QoS 2 ids awaiting PUBREL, so held QoS 2 + QoS 1 at the "
-                "sink reach the limit before reading pauses",
-                "intermittent")
-EXPECTED_FAILURES = {
-    "MQTT-4.3.2 3.1.1 client holding 1 unreleased QoS 2 sends 5 QoS 1 in one write (receive_maximum 3): all acknowledged": _V311_WINDOW,
-    "MQTT-4.3.2 3.1.1 client holding 2 unreleased QoS 2 sends 2 QoS 1 in one write (receive_maximum 3): both acknowledged": _V311_WINDOW,
-    "MQTT-3.1.2-24 bytes of an unfinished packet do not keep Keep Alive 1 open (3.1.1)": _DRIP,
-    "MQTT-3.1.2-22 bytes of an unfinished packet do not keep Keep Alive 1 open (5.0)": _DRIP,
-    "MQTT-3.14.2.2.2 DISCONNECT setting Session Expiry 0 ends the session: present 0 (5.0)": _EXPIRY_RACE,
-    "MQTT-3.1.2.11.2 Session Expiry 0 ends the session at disconnect: present 0 (5.0)": _EXPIRY_RACE,
-    "MQTT-3.1.4-3 same client id takes the session over (5.0)": _TAKEOVER,
-    "MQTT-3.1.4-2 same client id takes the session over (3.1.1)": _TAKEOVER,
-    "§3.1.2.11.10 Authentication Data without Authentication Method in CONNECT (5.0)": (
-        "MQTT 5.0 3.1.2.11.10: it is a Protocol Error to include Authentication Data if there "
-        "is no Authentication Method",
-        "CONNACK 0x00: the CONNECT is accepted (expected CONNACK 0x82 and close)"),
-    "MQTT-3.1.2-24 CONNACK fits the client's Maximum Packet Size 10: optional properties dropped (5.0)": (
-        "MQTT 5.0 3.1.2.11.4 / MQTT-3.1.2-24: the Server MUST NOT send packets over the client's "
-        "Maximum Packet Size; the CONNACK's Receive Maximum, Topic Alias Maximum and Maximum "
-        "Packet Size properties are optional, a 5-byte CONNACK always fits",
-        "no CONNACK at all and no close: send_limited() drops only Reason String and User "
-        "Properties, then withholds the 16-byte CONNACK while the connection counts as "
-        "accepted, so the client waits for a CONNACK that never comes"),
-}
+EXPECTED_FAILURES = {}
 
 DEFAULT_WAIT = 5.0
 

@@ -346,6 +346,9 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   void handle(close_event& e) {
     if (closing_) return;
     closing_ = true;
+    // Record the end of the session before the socket closes, so a client
+    // that reconnects at once finds the state its DISCONNECT asked for.
+    release_session();
     close_reason_ = e.reason_code;
     client_initiated_ = e.client_initiated;
     if (e.error)
@@ -449,7 +452,16 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     srv_.metrics.disconnects
         .Add({{"reason", reason_label(close_reason_)}, {"initiator", client_initiated_ ? "client" : "server"}})
         .Increment();
-    if (epoch_ != 0) {
+    release_session();
+    tick_.cancel();
+    resume_.cancel();
+  }
+
+  // Tells the session store this connection is over (once).
+  void release_session() {
+    if (epoch_ == 0 || released_) return;
+    released_ = true;
+    {
       srv_.release_owner(client_id_, this);
       if (!superseded_) {
         state::disconnect_params p;
@@ -465,8 +477,6 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
                               });
       }
     }
-    tick_.cancel();
-    resume_.cancel();
   }
 
   mqtt_server::impl& srv_;
@@ -487,6 +497,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   std::uint32_t session_expiry_ = 0;
   bool will_due_ = false;
   bool superseded_ = false;
+  bool released_ = false;
   bool closing_ = false;
   bool client_initiated_ = false;
   reason_code close_reason_ = reason_code::normal_disconnection;
