@@ -494,6 +494,10 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
     head.producer = head.who.name.empty() || !valid_producer(head.who.name) ? "anonymous" : head.who.name;
   }
 
+  if (auto ik = find_header(req.headers, "idempotency-key"); ik && (ik->empty() || ik->size() > 256))
+    return reject(error_response(400, "The Idempotency-Key header must be 1-256 characters; send a shorter key (a UUID "
+                                      "works well)."));
+
   // Body framing and size
   const auto cl = find_header(req.headers, "content-length");
   const auto te = find_header(req.headers, "transfer-encoding");

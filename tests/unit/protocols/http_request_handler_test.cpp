@@ -192,6 +192,15 @@ TEST_F(HttpRequestHandler, BatchIdempotencyKeyGetsTheItemIndex) {
   EXPECT_EQ(record_header(s.records[1], "ce_idempotencykey"), "req-9/1");
 }
 
+TEST_F(HttpRequestHandler, IdempotencyKeyLongerThan256CharactersIs400) {
+  expect_error_shape(
+      response(post("/v1/messages/events", "{}", "application/json", {{"Idempotency-Key", std::string(257, 'k')}})),
+      400);
+  EXPECT_EQ(records(post("/v1/messages/events", "{}", "application/json", {{"Idempotency-Key", std::string(256, 'k')}}))
+                .records.size(),
+            1u);
+}
+
 TEST_F(HttpRequestHandler, GzipBodyIsInflatedBeforeSplitting) {
   std::string plain = "[{\"a\":1},{\"a\":2}]";
   uLongf n = compressBound(plain.size()) + 32;
