@@ -9,6 +9,8 @@
 #include "sinks/local_log/local_log_sink.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -548,6 +550,43 @@ TEST_F(HttpIngest, DrainClosesIdleConnections) {
   EXPECT_TRUE(c.closed_by_peer());
   EXPECT_EQ(server_->connection_count(), 0u);
   server_.reset();
+}
+
+TEST_F(HttpIngest, TlsListenerServesTheSameApi) {
+  const std::string cert = *dir_ + "/tls-cert.pem", key = *dir_ + "/tls-key.pem";
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + key +
+                          " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl could not make a test certificate";
+  auto cfg = base_config(*dir_);
+  cfg.listen = "";
+  cfg.tls.listen = "127.0.0.1:0";
+  cfg.tls.cert_file = cert;
+  cfg.tls.key_file = key;
+  server_ = std::make_unique<http_server>(ioc_, cfg, *kafka_, wal_, "it-node", metrics_);
+  ASSERT_FALSE(server_->start());
+  EXPECT_EQ(server_->local_port(), 0);
+  const auto port = server_->tls_local_port();
+  ASSERT_NE(port, 0);
+  for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { ioc_.run(); });
+
+  asio::io_context cioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(cert);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  beast::ssl_stream<tcp::socket> stream(cioc, ctx);
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+  stream.handshake(asio::ssl::stream_base::client);
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/v1/messages/events?producer=tls", 11};
+  req.set(bhttp::field::host, "127.0.0.1");
+  req.set(bhttp::field::content_type, "application/json");
+  req.body() = "{\"over\":\"tls\"}";
+  req.prepare_payload();
+  bhttp::write(stream, req);
+  beast::flat_buffer buf;
+  response res;
+  bhttp::read(stream, buf, res);
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(json_of(res).at("status").as_string(), "stored");
 }
 
 }  // namespace
