@@ -26,6 +26,12 @@ class null_sink final : public sink {
     return submit_status::accepted;
   }
 
+  submit_status try_submit(record& rec, boost::asio::any_io_executor ex, completion done) override {
+    auto st = submit(record{}, std::move(ex), std::move(done));
+    if (st == submit_status::accepted) rec = record{};
+    return st;
+  }
+
   void async_wait_capacity(boost::asio::any_io_executor ex, std::function<void()> ready) override {
     boost::asio::post(ex, std::move(ready));
   }

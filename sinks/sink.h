@@ -84,6 +84,17 @@ class sink {
   // Hands a record over. See the header comment for the contract.
   virtual submit_status submit(record rec, boost::asio::any_io_executor ex, completion done) = 0;
 
+  // The same, but `rec` is moved from only when the result is `accepted`:
+  // on queue_full or closed the caller still holds it and can hand it over
+  // again later without having kept a copy. Sinks override it to avoid the
+  // copy this default makes.
+  virtual submit_status try_submit(record& rec, boost::asio::any_io_executor ex, completion done) {
+    record copy = rec;
+    auto st = submit(std::move(copy), std::move(ex), std::move(done));
+    if (st == submit_status::accepted) rec = record{};
+    return st;
+  }
+
   // Calls `ready` once on `ex` when the queue has room again (at once, posted,
   // if it has room now).
   virtual void async_wait_capacity(boost::asio::any_io_executor ex, std::function<void()> ready) = 0;

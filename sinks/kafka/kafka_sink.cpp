@@ -633,6 +633,10 @@ boost::system::result<std::unique_ptr<kafka_sink>, std::string> kafka_sink::crea
 }
 
 submit_status kafka_sink::submit(record rec, boost::asio::any_io_executor ex, completion done) {
+  return try_submit(rec, std::move(ex), std::move(done));
+}
+
+submit_status kafka_sink::try_submit(record& rec, boost::asio::any_io_executor ex, completion done) {
   auto& d = *impl_;
   std::shared_lock lk(d.rk_mu, std::try_to_lock);
   if (!lk.owns_lock()) {
@@ -683,6 +687,7 @@ submit_status kafka_sink::submit(record rec, boost::asio::any_io_executor ex, co
     d.pending.erase(it);
   }
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    rec = std::move(back->rec);  // the caller keeps it for a later attempt
     std::lock_guard clk(d.capacity_mu);
     d.full = true;
     return submit_status::queue_full;

@@ -71,6 +71,7 @@ class kafka_sink final : public sink {
   ~kafka_sink() override;
 
   submit_status submit(record rec, boost::asio::any_io_executor ex, completion done) override;
+  submit_status try_submit(record& rec, boost::asio::any_io_executor ex, completion done) override;
   void async_wait_capacity(boost::asio::any_io_executor ex, std::function<void()> ready) override;
   sink_health health() const override;
   void shutdown(std::chrono::milliseconds deadline) override;

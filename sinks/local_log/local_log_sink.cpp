@@ -364,6 +364,10 @@ boost::system::result<std::unique_ptr<local_log_sink>, std::string> local_log_si
 }
 
 submit_status local_log_sink::submit(record rec, boost::asio::any_io_executor ex, completion done) {
+  return try_submit(rec, std::move(ex), std::move(done));
+}
+
+submit_status local_log_sink::try_submit(record& rec, boost::asio::any_io_executor ex, completion done) {
   const auto size = rec.size_bytes();
   {
     std::lock_guard lk(impl_->mu);

@@ -630,8 +630,7 @@ void connection_base::handle(publish_requested& e) {
 void connection_base::submit(sinks::record rec, publish_token token, qos q, std::uint16_t packet_id) {
   std::size_t size = rec.size_bytes();
   auto self = shared_from_this();
-  auto keep = rec;  // for re-submission when the queue is full
-  auto status = srv_.sink.submit(std::move(rec), executor(), [self, token, q, packet_id, size](sinks::delivery_result r) {
+  auto status = srv_.sink.try_submit(rec, executor(), [self, token, q, packet_id, size](sinks::delivery_result r) {
     self->complete(token, q, packet_id, size, r);
   });
   if (status == sinks::submit_status::accepted) {
@@ -648,7 +647,7 @@ void connection_base::submit(sinks::record rec, publish_token token, qos q, std:
   }
   // Queue full: keep the record, stop reading, retry when there is room.
   parked_ = true;
-  parked_record_ = parked_record{std::move(keep), token, q, packet_id};
+  parked_record_ = parked_record{std::move(rec), token, q, packet_id};
   srv_.sink.async_wait_capacity(executor(), [self] {
     if (!self->parked_record_ || self->machine_.closed()) return;
     auto p = std::move(*self->parked_record_);
@@ -887,7 +886,11 @@ void mqtt_server::impl::publish_will(const std::string& client_id, const state::
 void mqtt_server::impl::start_sweep() {
   sweep_timer = std::make_unique<asio::steady_timer>(*contexts.front());
   auto tick = std::make_shared<std::function<void()>>();
-  *tick = [this, tick] {
+  // The function refers to itself weakly (a strong self-reference would be a
+  // cycle that is never freed); the pending wait and poll keep it alive.
+  *tick = [this, weak = std::weak_ptr<std::function<void()>>(tick)] {
+    auto tick = weak.lock();
+    if (!tick) return;
     sweep_timer->expires_after(2s);
     sweep_timer->async_wait([this, tick](boost::system::error_code ec) {
       if (ec) return;
@@ -1024,7 +1027,10 @@ void mqtt_server::drain(std::chrono::milliseconds duration, std::chrono::millise
       auto deadline = start + duration + grace + 1s;
       auto poll = std::make_shared<asio::steady_timer>(sh.ioc);
       auto check = std::make_shared<std::function<void()>>();
-      *check = [&sh, poll, check, deadline, remaining, finish] {
+      // Weak self-reference, as in start_sweep: the pending wait owns it.
+      *check = [&sh, poll, weak = std::weak_ptr<std::function<void()>>(check), deadline, remaining, finish] {
+        auto check = weak.lock();
+        if (!check) return;
         if (sh.connections.empty() || clock::now() >= deadline) {
           for (auto& c : sh.connections) c->force_close();
           if (remaining->fetch_sub(1) == 1 && *finish) (*finish)();

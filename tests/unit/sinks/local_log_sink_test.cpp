@@ -318,6 +318,27 @@ TEST_F(LocalLogSink, FullQueueRefusesWithQueueFullAndSignalsCapacityLater) {
   EXPECT_TRUE(run_until(io_, [&] { return ready.load() && done.load() == accepted; }));
 }
 
+TEST_F(LocalLogSink, TrySubmitLeavesTheRecordWithTheCallerWhenRefused) {
+  auto o = options();
+  o.queue_max_bytes = 600;
+  auto log = open(o);
+  ASSERT_TRUE(log);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 100000; ++i) {
+    auto rec = make_record("t", "k", std::string(500, 'x'));
+    const auto st = log->try_submit(rec, io_.get_executor(), [&](delivery_result) { ++done; });
+    if (st == submit_status::accepted) continue;
+    ASSERT_EQ(st, submit_status::queue_full);
+    EXPECT_EQ(rec.value, std::string(500, 'x')) << "a refused record must stay with the caller";
+    EXPECT_EQ(rec.topic, "t");
+    break;
+  }
+  log->shutdown(std::chrono::seconds(5));
+  auto rec = make_record("t", "k", "kept");
+  EXPECT_EQ(log->try_submit(rec, io_.get_executor(), [](delivery_result) {}), submit_status::closed);
+  EXPECT_EQ(rec.value, "kept");
+}
+
 TEST_F(LocalLogSink, SubmitAfterShutdownIsClosed) {
   auto log = open(options());
   ASSERT_TRUE(log);
