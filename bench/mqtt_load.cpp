@@ -722,7 +722,9 @@ class worker {
     c.phase[slot] = 0;
     c.in_flight--;
     stats.acked_total++;
-    if (t >= m_start_ && now_ <= m_end_) {
+    // Everything acknowledged inside the measured window counts, whenever it
+    // was sent: with deep windows an ack may take longer than the window.
+    if (now_ >= m_start_ && now_ <= m_end_) {
       stats.latency.record(now_ - t);
       stats.acked_measured++;
     }
