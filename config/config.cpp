@@ -392,7 +392,8 @@ void visit(visitor& v, jwt_config& c) {
   v.scalar("jwks_file", c.jwks_file);
   v.scalar("issuer", c.issuer);
   v.scalar("audience", c.audience);
-  v.scalar("topics_claim", c.topics_claim);
+  v.scalar("topics_claim", c.topics_claim, {}, {}, "MQTT: claim listing allowed topic filters");
+  v.scalar("types_claim", c.types_claim, {}, {}, "HTTP: claim listing the types a token may write");
 }
 void visit(visitor& v, mqtt_config& c) {
   v.scalar("listen", c.listen, {}, {}, "HOST:PORT; empty disables plain MQTT");
@@ -414,6 +415,9 @@ void visit(visitor& v, http_type& c) {
   v.string_list("content_types", c.content_types, "empty: any");
   v.scalar("schema_file", c.schema_file);
   v.scalar("mode", c.mode, {}, choice{{"sync", "async"}});
+  v.scalar("batch", c.batch, {}, {}, "a JSON array body is a batch of events");
+  v.scalar("idempotency_pointer", c.idempotency_pointer, {}, {}, "JSON pointer to a per-item idempotency key");
+  v.scalar("docs_url", c.docs_url, {}, {}, "named in error messages");
   v.scalar("max_body", c.max_body, range<std::uint64_t>(1, 1ull << 30));
   v.scalar("allow_anonymous", c.allow_anonymous);
   v.string_list("cors_origins", c.cors_origins);
@@ -431,12 +435,14 @@ void visit(visitor& v, http_config& c) {
   v.section("tls", c.tls);
   v.list("types", c.types);
   v.list("api_keys", c.api_keys);
+  v.scalar("api_keys_file", c.api_keys_file, {}, {}, "YAML list of api_keys entries, e.g. from a Secret");
   v.section("jwt", c.jwt);
   v.string_list("trusted_proxies", c.trusted_proxies, "peers whose X-Forwarded-For is believed");
   v.scalar("max_header_bytes", c.max_header_bytes, range<std::uint32_t>(1024, 1 << 20));
   v.scalar("max_decompressed_body", c.max_decompressed_body, range<std::uint64_t>(1024, 1ull << 31));
   v.scalar("max_batch_items", c.max_batch_items, range<std::uint32_t>(1, 100000));
   v.scalar("max_pipelined", c.max_pipelined, range<std::uint32_t>(1, 1024));
+  v.scalar("cors_max_age", c.cors_max_age, range<std::uint32_t>(0, 86400), {}, "seconds");
   v.scalar("idle_timeout", c.idle_timeout, dur(100, 3600000));
   v.scalar("request_timeout", c.request_timeout, dur(100, 600000));
   v.scalar("max_connections", c.max_connections, range<std::uint32_t>(1, 10'000'000));
@@ -547,6 +553,41 @@ void check_jwt(const jwt_config& j, const std::string& where, load_result& r) {
     r.errors.push_back(where + "." + name + ": cannot read " + quote(key));
 }
 
+// http.api_keys_file: a YAML list of api_keys entries (the same keys as
+// http.api_keys[]), appended to http.api_keys.
+void load_api_keys_file(load_result& r) {
+  const std::string& path = r.cfg.http.api_keys_file;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    r.errors.push_back("http.api_keys_file: cannot read " + quote(path));
+    return;
+  } catch (const YAML::Exception& e) {
+    r.errors.push_back("http.api_keys_file: " + quote(path) + " is not valid YAML at line " +
+                       std::to_string(e.mark.line + 1) + ": " + e.msg);
+    return;
+  }
+  if (root.IsNull()) return;
+  if (!root.IsSequence()) {
+    r.errors.push_back("http.api_keys_file: " + quote(path) +
+                       " must hold a list of {name, sha256, types, origins, rate_per_second, burst} entries");
+    return;
+  }
+  for (std::size_t i = 0; i < root.size(); ++i) {
+    visitor sub(visitor::mode::yaml, path + "[" + std::to_string(i) + "]", r);
+    if (!root[i].IsMap()) {
+      r.errors.push_back(path + "[" + std::to_string(i) + "]: expected a mapping of keys");
+      continue;
+    }
+    sub.set_yaml(root[i]);
+    http_api_key k{};
+    visit(sub, k);
+    sub.check_unknown();
+    r.cfg.http.api_keys.push_back(std::move(k));
+  }
+}
+
 std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "wharf";
@@ -627,6 +668,7 @@ void validate(load_result& r) {
                          " is larger than http.max_decompressed_body (" +
                          std::to_string(c.http.max_decompressed_body) + ")");
   }
+  if (!c.http.api_keys_file.empty()) load_api_keys_file(r);
   for (std::size_t i = 0; i < c.http.api_keys.size(); ++i) {
     const auto& k = c.http.api_keys[i];
     std::string where = "http.api_keys[" + std::to_string(i) + "]";

@@ -252,6 +252,21 @@ http:
   EXPECT_TRUE(has_error(r, {"http.api_keys[0].types", "orderz"})) << errors_of(r);
 }
 
+TEST(ConfigValidate, ApiKeysFileEntriesAreAddedAndChecked) {
+  auto dir = std::string(::testing::TempDir());
+  std::ofstream(dir + "/keys.yaml") << "- {name: a, sha256: \"" << std::string(64, 'a') << "\"}\n"
+                                    << "- {name: b, sha256: short, colour: red}\n";
+  auto r = load("http:\n  api_keys_file: " + dir + "/keys.yaml\n");
+  EXPECT_TRUE(has_error(r, {"keys.yaml[1].colour", "unknown key"})) << errors_of(r);
+  std::ofstream(dir + "/keys.yaml") << "- {name: a, sha256: \"" << std::string(64, 'a') << "\", types: []}\n";
+  auto ok = load("http:\n  api_keys_file: " + dir + "/keys.yaml\n");
+  ASSERT_TRUE(ok.ok()) << errors_of(ok);
+  ASSERT_EQ(ok.cfg.http.api_keys.size(), 1u);
+  EXPECT_EQ(ok.cfg.http.api_keys[0].name, "a");
+  auto missing = load("http:\n  api_keys_file: /nonexistent/keys.yaml\n");
+  EXPECT_TRUE(has_error(missing, {"http.api_keys_file", "cannot read"})) << errors_of(missing);
+}
+
 TEST(ConfigValidate, KafkaPropertiesNeedBrokers) {
   auto r = load("kafka:\n  properties: {linger.ms: 5}\n");
   EXPECT_TRUE(has_error(r, {"kafka.properties", "kafka.brokers"})) << errors_of(r);
