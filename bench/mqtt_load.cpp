@@ -125,16 +125,16 @@ struct options {
   int qos = 1;
   u32 payload = 200;
   u32 inflight = 16;
-  double rate = 0;           // total messages/s; 0 = closed loop
-  double connect_rate = 0;   // connections/s; 0 = as fast as possible
+  double rate = 0;          // total messages/s; 0 = closed loop
+  double connect_rate = 0;  // connections/s; 0 = as fast as possible
   u32 connect_concurrency = 512;
-  double warmup = 2;         // s
-  double duration = 10;      // s
+  double warmup = 2;            // s
+  double duration = 10;         // s
   double connect_timeout = 60;  // s
   bool idle = false;
-  u16 keepalive = 60;        // s
+  u16 keepalive = 60;  // s
   u32 threads = 1;
-  u32 source_ips = 0;        // 0 = automatic
+  u32 source_ips = 0;  // 0 = automatic
   std::string topic = "bench/%i";
   std::string client_prefix;
   std::string username, password;
@@ -186,31 +186,56 @@ options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--help" || a == "-h") usage(0);
-    else if (a == "--host") o.host = val();
-    else if (a == "--port") o.port = std::atoi(val().c_str());
-    else if (a == "--connections" || a == "-c") o.connections = u32(std::strtoul(val().c_str(), nullptr, 10));
-    else if (a == "--source-ips") o.source_ips = u32(std::atoi(val().c_str()));
-    else if (a == "--mqtt") o.version = val() == "5" ? 5 : 4;
-    else if (a == "--qos") o.qos = std::atoi(val().c_str());
-    else if (a == "--payload") o.payload = u32(std::atoi(val().c_str()));
-    else if (a == "--inflight") o.inflight = u32(std::atoi(val().c_str()));
-    else if (a == "--rate") o.rate = std::atof(val().c_str());
-    else if (a == "--connect-rate") o.connect_rate = std::atof(val().c_str());
-    else if (a == "--warmup") o.warmup = std::atof(val().c_str());
-    else if (a == "--duration") o.duration = std::atof(val().c_str());
-    else if (a == "--connect-timeout") o.connect_timeout = std::atof(val().c_str());
-    else if (a == "--idle") o.idle = true;
-    else if (a == "--keepalive") o.keepalive = u16(std::atoi(val().c_str()));
-    else if (a == "--threads") o.threads = u32(std::max(1, std::atoi(val().c_str())));
-    else if (a == "--topic") o.topic = val();
-    else if (a == "--client-prefix") o.client_prefix = val();
-    else if (a == "--username") o.username = val();
-    else if (a == "--password") o.password = val();
-    else if (a == "--server-pid") o.server_pid = std::atoi(val().c_str());
-    else if (a == "--label") o.label = val();
-    else if (a == "--json") o.json_file = val();
-    else if (a == "--quiet") o.quiet = true;
+    if (a == "--help" || a == "-h")
+      usage(0);
+    else if (a == "--host")
+      o.host = val();
+    else if (a == "--port")
+      o.port = std::atoi(val().c_str());
+    else if (a == "--connections" || a == "-c")
+      o.connections = u32(std::strtoul(val().c_str(), nullptr, 10));
+    else if (a == "--source-ips")
+      o.source_ips = u32(std::atoi(val().c_str()));
+    else if (a == "--mqtt")
+      o.version = val() == "5" ? 5 : 4;
+    else if (a == "--qos")
+      o.qos = std::atoi(val().c_str());
+    else if (a == "--payload")
+      o.payload = u32(std::atoi(val().c_str()));
+    else if (a == "--inflight")
+      o.inflight = u32(std::atoi(val().c_str()));
+    else if (a == "--rate")
+      o.rate = std::atof(val().c_str());
+    else if (a == "--connect-rate")
+      o.connect_rate = std::atof(val().c_str());
+    else if (a == "--warmup")
+      o.warmup = std::atof(val().c_str());
+    else if (a == "--duration")
+      o.duration = std::atof(val().c_str());
+    else if (a == "--connect-timeout")
+      o.connect_timeout = std::atof(val().c_str());
+    else if (a == "--idle")
+      o.idle = true;
+    else if (a == "--keepalive")
+      o.keepalive = u16(std::atoi(val().c_str()));
+    else if (a == "--threads")
+      o.threads = u32(std::max(1, std::atoi(val().c_str())));
+    else if (a == "--topic")
+      o.topic = val();
+    else if (a == "--client-prefix")
+      o.client_prefix = val();
+    else if (a == "--username")
+      o.username = val();
+    else if (a == "--password")
+      o.password = val();
+    else if (a == "--server-pid")
+      o.server_pid = std::atoi(val().c_str());
+    else if (a == "--label")
+      o.label = val();
+    else if (a == "--json")
+      o.json_file = val();
+    else if (a == "--quiet")
+      o.quiet = true;
     else {
       std::fprintf(stderr, "mqtt_load: unknown option %s (see --help)\n", a.c_str());
       std::exit(2);
@@ -278,7 +303,7 @@ struct connection {
   u32 index = 0;
   state st = state::idle;
   // PUBLISH template: fixed header .. topic, then [packet id], [props], payload.
-  std::string publish;      // full packet with packet id 0
+  std::string publish;        // full packet with packet id 0
   std::size_t id_offset = 0;  // where the packet id goes (QoS>0)
   std::string connect;
   // Output: bytes not yet written (out[out_begin, out.size())).
@@ -291,10 +316,10 @@ struct connection {
   // In flight: slot ring indexed by (packet id - 1) % window.
   u32 window = 0;
   u32 in_flight = 0;
-  u32 next_id_seq = 0;      // counts packet ids issued
-  u32 id_cycle = 0;         // ids cycle over 1..id_cycle (multiple of window)
-  std::vector<i64> sent_at; // 0 = free slot
-  std::vector<u8> phase;    // QoS 2: 1 = waiting PUBREC, 2 = waiting PUBCOMP
+  u32 next_id_seq = 0;       // counts packet ids issued
+  u32 id_cycle = 0;          // ids cycle over 1..id_cycle (multiple of window)
+  std::vector<i64> sent_at;  // 0 = free slot
+  std::vector<u8> phase;     // QoS 2: 1 = waiting PUBREC, 2 = waiting PUBCOMP
   // Open loop: messages due to this connection / messages sent.
   u64 due = 0;
   u64 sent = 0;
@@ -303,7 +328,7 @@ struct connection {
 
 struct thread_stats {
   histogram latency;
-  u64 acked_measured = 0;   // acks whose send (intended) time fell in the window
+  u64 acked_measured = 0;  // acks whose send (intended) time fell in the window
   u64 sent_measured = 0;
   u64 sent_total = 0;
   u64 acked_total = 0;
@@ -314,7 +339,7 @@ struct thread_stats {
   u64 protocol_errors = 0;
   u64 negative_acks = 0;
   u64 pings = 0;
-  u64 unsent_due = 0;       // open loop: due by the end but never sent
+  u64 unsent_due = 0;  // open loop: due by the end but never sent
   u64 outstanding_at_end = 0;
   u32 server_receive_maximum = 0;
   std::string first_error;
@@ -651,19 +676,36 @@ class worker {
             }
             // Skip a property we do not need: sizes per MQTT 5 table 2-4.
             switch (id) {
-              case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
-                i += 1; break;
-              case 0x13: case 0x21: case 0x22:
-                i += 2; break;
-              case 0x02: case 0x11: case 0x18: case 0x27:
-                i += 4; break;
+              case 0x01:
+              case 0x17:
+              case 0x19:
+              case 0x24:
+              case 0x25:
+              case 0x28:
+              case 0x29:
+              case 0x2A:
+                i += 1;
+                break;
+              case 0x13:
+              case 0x21:
+              case 0x22:
+                i += 2;
+                break;
+              case 0x02:
+              case 0x11:
+              case 0x18:
+              case 0x27:
+                i += 4;
+                break;
               case 0x26:
                 if (i + 2 <= end) i += 2 + ((u32(body[i]) << 8) | body[i + 1]);
                 if (i + 2 <= end) i += 2 + ((u32(body[i]) << 8) | body[i + 1]);
                 break;
               default:
-                if (i + 2 <= end) i += 2 + ((u32(body[i]) << 8) | body[i + 1]);
-                else i = end;
+                if (i + 2 <= end)
+                  i += 2 + ((u32(body[i]) << 8) | body[i + 1]);
+                else
+                  i = end;
             }
           }
           if (stats.server_receive_maximum && c.window > stats.server_receive_maximum) {
@@ -729,8 +771,10 @@ class worker {
       stats.acked_measured++;
     }
     if (sending_) {
-      if (o_.rate > 0) send_due(c);
-      else send_one(c, now_);
+      if (o_.rate > 0)
+        send_due(c);
+      else
+        send_one(c, now_);
     }
   }
 
@@ -830,7 +874,8 @@ class worker {
     sending_ = false;
     i64 drain_until = now_ns() + 2'000'000'000;
     if (!o_.idle)
-      while (stats.acked_total < stats.sent_total && now_ns() < drain_until && ready_ > 0 && !stop_all.load()) poll_ns(5'000'000);
+      while (stats.acked_total < stats.sent_total && now_ns() < drain_until && ready_ > 0 && !stop_all.load())
+        poll_ns(5'000'000);
     for (auto& c : conns_) {
       if (c.due > c.sent) stats.unsent_due += c.due - c.sent;
       stats.outstanding_at_end += c.in_flight;
@@ -864,9 +909,12 @@ long rss_kib(int pid) {
 std::string json_escape(const std::string& s) {
   std::string r;
   for (char ch : s) {
-    if (ch == '"' || ch == '\\') r.push_back('\\'), r.push_back(ch);
-    else if (u8(ch) < 0x20) r += ' ';
-    else r.push_back(ch);
+    if (ch == '"' || ch == '\\')
+      r.push_back('\\'), r.push_back(ch);
+    else if (u8(ch) < 0x20)
+      r += ' ';
+    else
+      r.push_back(ch);
   }
   return r;
 }
@@ -907,7 +955,8 @@ int main(int argc, char** argv) {
   double connect_seconds = double(now_ns() - t_connect) / 1e9;
   u64 connected = 0;
   for (auto& w : workers) connected += w->stats.connected;
-  if (!o.quiet) std::fprintf(stderr, "mqtt_load: %" PRIu64 "/%u connected in %.2f s\n", connected, o.connections, connect_seconds);
+  if (!o.quiet)
+    std::fprintf(stderr, "mqtt_load: %" PRIu64 "/%u connected in %.2f s\n", connected, o.connections, connect_seconds);
   // Let the server settle before sampling its memory.
   long rss_after = -1;
   if (o.server_pid > 0) {
@@ -939,8 +988,8 @@ int main(int argc, char** argv) {
   }
   long rss_end = rss_kib(o.server_pid);
   double rate = o.qos > 0 ? double(total.acked_measured) / o.duration : double(total.sent_measured) / o.duration;
-  u64 errors = total.connect_failed + total.connack_refused + total.disconnects + total.protocol_errors +
-               total.negative_acks;
+  u64 errors =
+      total.connect_failed + total.connack_refused + total.disconnects + total.protocol_errors + total.negative_acks;
   auto us = [](i64 ns) { return double(ns) / 1000.0; };
   const auto& h = total.latency;
   double rss_per_conn = (rss_before >= 0 && rss_after >= 0 && connected)
@@ -953,17 +1002,17 @@ int main(int argc, char** argv) {
                   total.pings);
     } else {
       std::printf("%s loop, MQTT %s QoS %d, %u B, %" PRIu64 " connections, inflight %u%s\n",
-                  o.rate > 0 ? "open" : "closed", o.version == 5 ? "5.0" : "3.1.1", o.qos, o.payload,
-                  total.connected, o.inflight, o.rate > 0 ? (", target " + std::to_string(o.rate) + " msg/s").c_str() : "");
+                  o.rate > 0 ? "open" : "closed", o.version == 5 ? "5.0" : "3.1.1", o.qos, o.payload, total.connected,
+                  o.inflight, o.rate > 0 ? (", target " + std::to_string(o.rate) + " msg/s").c_str() : "");
       std::printf("rate: %.0f msg/s over %.1f s\n", rate, o.duration);
       if (o.qos > 0)
         std::printf("%s latency (us): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (n=%" PRIu64 ")\n",
-                    o.qos == 1 ? "PUBACK" : "PUBCOMP", us(h.percentile(50)), us(h.percentile(90)),
-                    us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()), h.count());
+                    o.qos == 1 ? "PUBACK" : "PUBCOMP", us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
+                    us(h.percentile(99.9)), us(h.max()), h.count());
     }
     if (rss_per_conn >= 0)
-      std::printf("server RSS: %ld KiB before, %ld KiB connected, %ld KiB at end; %.0f B per connection\n",
-                  rss_before, rss_after, rss_end, rss_per_conn);
+      std::printf("server RSS: %ld KiB before, %ld KiB connected, %ld KiB at end; %.0f B per connection\n", rss_before,
+                  rss_after, rss_end, rss_per_conn);
     std::printf("errors: %" PRIu64 " (connect %" PRIu64 ", refused %" PRIu64 ", disconnects %" PRIu64
                 ", protocol %" PRIu64 ", negative acks %" PRIu64 ")%s%s\n",
                 errors, total.connect_failed, total.connack_refused, total.disconnects, total.protocol_errors,
@@ -979,24 +1028,25 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mqtt_load: cannot write %s: %s\n", o.json_file.c_str(), std::strerror(errno));
       return 1;
     }
-    std::fprintf(f,
-                 "{\"label\":\"%s\",\"mode\":\"%s\",\"mqtt\":\"%s\",\"qos\":%d,\"payload\":%u,\"connections\":%u,"
-                 "\"connected\":%" PRIu64 ",\"inflight\":%u,\"target_rate\":%.1f,\"warmup_s\":%.1f,"
-                 "\"duration_s\":%.1f,\"threads\":%u,\"connect_s\":%.3f,\"rate\":%.1f,\"sent\":%" PRIu64
-                 ",\"acked\":%" PRIu64 ",\"latency_us\":{\"count\":%" PRIu64
-                 ",\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
-                 "\"errors\":{\"total\":%" PRIu64 ",\"connect\":%" PRIu64 ",\"refused\":%" PRIu64
-                 ",\"disconnects\":%" PRIu64 ",\"protocol\":%" PRIu64 ",\"negative_acks\":%" PRIu64
-                 ",\"first\":\"%s\"},\"unsent_due\":%" PRIu64 ",\"outstanding_at_end\":%" PRIu64
-                 ",\"server_rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_bytes_per_connection\":%.1f}\n",
-                 json_escape(o.label).c_str(), o.idle ? "idle" : (o.rate > 0 ? "open" : "closed"),
-                 o.version == 5 ? "5.0" : "3.1.1", o.qos, o.payload, o.connections, total.connected, o.inflight,
-                 o.rate, o.warmup, o.duration, o.threads, connect_seconds, o.idle ? 0.0 : rate, total.sent_total,
-                 total.acked_total, h.count(), us(h.min()), us(h.percentile(50)), us(h.percentile(90)),
-                 us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()), errors, total.connect_failed,
-                 total.connack_refused, total.disconnects, total.protocol_errors, total.negative_acks,
-                 json_escape(total.first_error).c_str(), total.unsent_due, total.outstanding_at_end, rss_before,
-                 rss_after, rss_end, rss_per_conn);
+    std::fprintf(
+        f,
+        "{\"label\":\"%s\",\"mode\":\"%s\",\"mqtt\":\"%s\",\"qos\":%d,\"payload\":%u,\"connections\":%u,"
+        "\"connected\":%" PRIu64
+        ",\"inflight\":%u,\"target_rate\":%.1f,\"warmup_s\":%.1f,"
+        "\"duration_s\":%.1f,\"threads\":%u,\"connect_s\":%.3f,\"rate\":%.1f,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
+        ",\"latency_us\":{\"count\":%" PRIu64
+        ",\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
+        "\"errors\":{\"total\":%" PRIu64 ",\"connect\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"disconnects\":%" PRIu64
+        ",\"protocol\":%" PRIu64 ",\"negative_acks\":%" PRIu64 ",\"first\":\"%s\"},\"unsent_due\":%" PRIu64
+        ",\"outstanding_at_end\":%" PRIu64
+        ",\"server_rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_bytes_per_connection\":%.1f}\n",
+        json_escape(o.label).c_str(), o.idle ? "idle" : (o.rate > 0 ? "open" : "closed"),
+        o.version == 5 ? "5.0" : "3.1.1", o.qos, o.payload, o.connections, total.connected, o.inflight, o.rate,
+        o.warmup, o.duration, o.threads, connect_seconds, o.idle ? 0.0 : rate, total.sent_total, total.acked_total,
+        h.count(), us(h.min()), us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
+        us(h.percentile(99.9)), us(h.max()), errors, total.connect_failed, total.connack_refused, total.disconnects,
+        total.protocol_errors, total.negative_acks, json_escape(total.first_error).c_str(), total.unsent_due,
+        total.outstanding_at_end, rss_before, rss_after, rss_end, rss_per_conn);
     std::fclose(f);
   }
   return total.connected == 0 ? 1 : 0;

@@ -65,22 +65,26 @@ std::string parse_scalar(const std::string& text, T& out, const bounds<T>& b) {
     (void)b;
     std::string t = text;
     std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (t == "true" || t == "yes" || t == "on" || t == "1") { out = true; return {}; }
-    if (t == "false" || t == "no" || t == "off" || t == "0") { out = false; return {}; }
+    if (t == "true" || t == "yes" || t == "on" || t == "1") {
+      out = true;
+      return {};
+    }
+    if (t == "false" || t == "no" || t == "off" || t == "0") {
+      out = false;
+      return {};
+    }
     return "expected true or false";
   } else if constexpr (std::is_same_v<T, double>) {
     char* end = nullptr;
     double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size())
-      return "expected a number";
+    if (text.empty() || end != text.c_str() + text.size()) return "expected a number";
     if (v < b.min || v > b.max)
       return "expected a number from " + std::to_string(b.min) + " to " + std::to_string(b.max);
     out = v;
     return {};
   } else {
     std::uint64_t v = 0;
-    if (!parse_size(text, v))
-      return "expected a whole number (sizes may use KiB, MiB, GiB)";
+    if (!parse_size(text, v)) return "expected a whole number (sizes may use KiB, MiB, GiB)";
     if (v < static_cast<std::uint64_t>(b.min) || v > static_cast<std::uint64_t>(b.max))
       return "expected a whole number from " + std::to_string(b.min) + " to " + std::to_string(b.max);
     out = static_cast<T>(v);
@@ -157,7 +161,10 @@ class visitor {
     if (mode_ == mode::yaml) {
       if (!node_ || !node_.IsMap() || !node_[std::string(key)]) return;
       YAML::Node v = node_[std::string(key)];
-      if (v.IsNull()) { value.clear(); return; }
+      if (v.IsNull()) {
+        value.clear();
+        return;
+      }
       if (!v.IsSequence()) {
         result_.errors.push_back(path + ": expected a list of strings, e.g. [a, b]");
         return;
@@ -225,8 +232,7 @@ class visitor {
 
   template <class S>
   void optional_section(std::string_view key, std::optional<S>& value) {
-    if (mode_ == mode::yaml && node_ && node_.IsMap() && node_[std::string(key)] &&
-        node_[std::string(key)].IsNull()) {
+    if (mode_ == mode::yaml && node_ && node_.IsMap() && node_[std::string(key)] && node_[std::string(key)].IsNull()) {
       keys_.push_back(std::string(key));
       value.reset();
       return;
@@ -254,7 +260,10 @@ class visitor {
     }
     if (mode_ != mode::yaml || !node_ || !node_.IsMap() || !node_[std::string(key)]) return;
     YAML::Node v = node_[std::string(key)];
-    if (v.IsNull()) { value.clear(); return; }
+    if (v.IsNull()) {
+      value.clear();
+      return;
+    }
     if (!v.IsSequence()) {
       result_.errors.push_back(path + ": expected a list of mappings");
       return;
@@ -291,8 +300,8 @@ class visitor {
     if constexpr (std::is_same_v<T, std::string>) {
       (void)b;
       if (!ch.allowed.empty() && std::find(ch.allowed.begin(), ch.allowed.end(), text) == ch.allowed.end()) {
-        result_.errors.push_back(path + ": " + quote(text) + where + " is not valid; expected one of: " +
-                                 join(ch.allowed));
+        result_.errors.push_back(path + ": " + quote(text) + where +
+                                 " is not valid; expected one of: " + join(ch.allowed));
         return;
       }
       value = text;
@@ -309,14 +318,18 @@ class visitor {
 
   template <class T>
   static std::string show(const T& v) {
-    if constexpr (std::is_same_v<T, std::string>) return v.empty() ? "\"\"" : v;
-    else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
-    else if constexpr (std::is_same_v<T, milliseconds>) return format_duration(v);
+    if constexpr (std::is_same_v<T, std::string>)
+      return v.empty() ? "\"\"" : v;
+    else if constexpr (std::is_same_v<T, bool>)
+      return v ? "true" : "false";
+    else if constexpr (std::is_same_v<T, milliseconds>)
+      return format_duration(v);
     else if constexpr (std::is_same_v<T, double>) {
       std::ostringstream s;
       s << v;
       return s.str();
-    } else return std::to_string(v);
+    } else
+      return std::to_string(v);
   }
 
   mode mode_;
@@ -328,7 +341,9 @@ class visitor {
 };
 
 template <class T>
-bounds<T> range(T lo, T hi) { return bounds<T>{lo, hi}; }
+bounds<T> range(T lo, T hi) {
+  return bounds<T>{lo, hi};
+}
 bounds<milliseconds> dur(std::int64_t lo_ms, std::int64_t hi_ms) {
   return bounds<milliseconds>{milliseconds{lo_ms}, milliseconds{hi_ms}};
 }
@@ -366,12 +381,13 @@ void visit(visitor& v, mqtt_limits& c) {
   v.scalar("max_topic_levels", c.max_topic_levels, range<std::uint32_t>(1, 1024));
   v.scalar("max_client_id_length", c.max_client_id_length, range<std::uint32_t>(23, 65535));
   v.scalar("connect_timeout", c.connect_timeout, dur(100, 600000));
-  v.scalar("receive_maximum", c.receive_maximum, range<std::uint16_t>(1, 65535), {}, "in-flight QoS 1/2 per connection");
+  v.scalar("receive_maximum", c.receive_maximum, range<std::uint16_t>(1, 65535), {},
+           "in-flight QoS 1/2 per connection");
   v.scalar("max_keep_alive", c.max_keep_alive, range<std::uint16_t>(1, 65535), {}, "seconds");
   v.scalar("topic_alias_maximum", c.topic_alias_maximum, range<std::uint16_t>(0, 65535));
   v.scalar("max_user_properties", c.max_user_properties, range<std::uint32_t>(0, 65535));
-  v.scalar("inflight_bytes_budget", c.inflight_bytes_budget, range<std::uint64_t>(1 << 16, 1ull << 40),
-           {}, "bytes in flight to the sink across all connections");
+  v.scalar("inflight_bytes_budget", c.inflight_bytes_budget, range<std::uint64_t>(1 << 16, 1ull << 40), {},
+           "bytes in flight to the sink across all connections");
 }
 void visit(visitor& v, mqtt_route& c) {
   v.scalar("filter", c.filter, {}, {}, "MQTT topic filter");
@@ -495,9 +511,8 @@ bool valid_listen(const std::string& s) {
 
 bool valid_kafka_topic(const std::string& t) {
   if (t.empty() || t.size() > 249 || t == "." || t == "..") return false;
-  return std::all_of(t.begin(), t.end(), [](unsigned char ch) {
-    return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
-  });
+  return std::all_of(t.begin(), t.end(),
+                     [](unsigned char ch) { return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '-'; });
 }
 
 // Topic filter syntax: '#' only as the last whole level, '+' only as a whole level.
@@ -597,8 +612,7 @@ std::string host_name() {
 void validate(load_result& r) {
   config& c = r.cfg;
   if (c.node.id.empty()) c.node.id = host_name();
-  if (c.node.id.size() > 128 ||
-      !std::all_of(c.node.id.begin(), c.node.id.end(), [](unsigned char ch) {
+  if (c.node.id.size() > 128 || !std::all_of(c.node.id.begin(), c.node.id.end(), [](unsigned char ch) {
         return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
       }))
     r.errors.push_back("node.id: " + quote(c.node.id) +
@@ -665,19 +679,19 @@ void validate(load_result& r) {
       r.errors.push_back(where + ".schema_file: cannot read " + quote(t.schema_file));
     if (t.max_body > c.http.max_decompressed_body)
       r.errors.push_back(where + ".max_body: " + std::to_string(t.max_body) +
-                         " is larger than http.max_decompressed_body (" +
-                         std::to_string(c.http.max_decompressed_body) + ")");
+                         " is larger than http.max_decompressed_body (" + std::to_string(c.http.max_decompressed_body) +
+                         ")");
   }
   if (!c.http.api_keys_file.empty()) load_api_keys_file(r);
   for (std::size_t i = 0; i < c.http.api_keys.size(); ++i) {
     const auto& k = c.http.api_keys[i];
     std::string where = "http.api_keys[" + std::to_string(i) + "]";
     if (k.name.empty()) r.errors.push_back(where + ".name: required");
-    if (k.sha256.size() != 64 || !std::all_of(k.sha256.begin(), k.sha256.end(), [](unsigned char ch) {
-          return std::isxdigit(ch);
-        }))
-      r.errors.push_back(where + ".sha256: expected 64 hex digits (the SHA-256 of the key, e.g. from "
-                                 "`printf %s KEY | sha256sum`)");
+    if (k.sha256.size() != 64 ||
+        !std::all_of(k.sha256.begin(), k.sha256.end(), [](unsigned char ch) { return std::isxdigit(ch); }))
+      r.errors.push_back(where +
+                         ".sha256: expected 64 hex digits (the SHA-256 of the key, e.g. from "
+                         "`printf %s KEY | sha256sum`)");
     for (const auto& t : k.types)
       if (!type_names.count(t))
         r.errors.push_back(where + ".types: " + quote(t) + " is not a configured http.types name");
@@ -700,8 +714,9 @@ void validate(load_result& r) {
     }
   }
   if (c.mqtt.delivery_timeout < c.kafka.delivery_timeout && !c.kafka.brokers.empty())
-    r.warnings.push_back("mqtt.delivery_timeout is shorter than kafka.delivery_timeout: devices are disconnected "
-                         "before Kafka gives up");
+    r.warnings.push_back(
+        "mqtt.delivery_timeout is shorter than kafka.delivery_timeout: devices are disconnected "
+        "before Kafka gives up");
 
   const std::string& u = c.redis.url;
   if (!u.empty() && u.rfind("redis://", 0) != 0 && u.rfind("sentinel://", 0) != 0)
@@ -781,12 +796,18 @@ bool parse_duration(std::string_view text, milliseconds& out) {
   std::int64_t n = std::stoll(t.substr(0, i));
   std::string unit = t.substr(i);
   std::int64_t mult = 0;
-  if (unit == "ms") mult = 1;
-  else if (unit == "s") mult = 1000;
-  else if (unit == "m") mult = 60000;
-  else if (unit == "h") mult = 3600000;
-  else if (unit == "d") mult = 86400000;
-  else return false;
+  if (unit == "ms")
+    mult = 1;
+  else if (unit == "s")
+    mult = 1000;
+  else if (unit == "m")
+    mult = 60000;
+  else if (unit == "h")
+    mult = 3600000;
+  else if (unit == "d")
+    mult = 86400000;
+  else
+    return false;
   out = milliseconds{n * mult};
   return true;
 }
@@ -799,14 +820,22 @@ bool parse_size(std::string_view text, std::uint64_t& out) {
   std::uint64_t n = std::stoull(t.substr(0, i));
   std::string unit = trim(t.substr(i));
   std::uint64_t mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB") mult = 1ull << 10;
-  else if (unit == "MiB") mult = 1ull << 20;
-  else if (unit == "GiB") mult = 1ull << 30;
-  else if (unit == "kB" || unit == "KB") mult = 1000;
-  else if (unit == "MB") mult = 1000ull * 1000;
-  else if (unit == "GB") mult = 1000ull * 1000 * 1000;
-  else return false;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB")
+    mult = 1ull << 10;
+  else if (unit == "MiB")
+    mult = 1ull << 20;
+  else if (unit == "GiB")
+    mult = 1ull << 30;
+  else if (unit == "kB" || unit == "KB")
+    mult = 1000;
+  else if (unit == "MB")
+    mult = 1000ull * 1000;
+  else if (unit == "GB")
+    mult = 1000ull * 1000 * 1000;
+  else
+    return false;
   if (n > std::numeric_limits<std::uint64_t>::max() / mult) return false;
   out = n * mult;
   return true;
@@ -830,7 +859,8 @@ load_result load_file(const std::string& path, const overrides& flags, char** en
   std::ifstream in(path);
   if (!in) {
     load_result r;
-    r.errors.push_back("--config: cannot read " + quote(path) + "; give the path of a YAML file such as examples/dev.yaml");
+    r.errors.push_back("--config: cannot read " + quote(path) +
+                       "; give the path of a YAML file such as examples/dev.yaml");
     return r;
   }
   std::stringstream ss;

@@ -19,7 +19,7 @@ namespace wharf::config {
 using std::chrono::milliseconds;
 
 struct node_config {
-  std::string id;            // node.id / --node-id; default: host name
+  std::string id;                   // node.id / --node-id; default: host name
   std::string data_dir = "./data";  // node.data_dir / --data-dir
 };
 
@@ -36,10 +36,10 @@ struct admin_config {
 };
 
 struct tls_config {
-  std::string listen;          // "" = no TLS listener
+  std::string listen;  // "" = no TLS listener
   std::string cert_file;
   std::string key_file;
-  std::string ca_file;         // client certificates are checked against it
+  std::string ca_file;  // client certificates are checked against it
   bool require_client_cert = false;
   bool cn_as_username = false;  // use the client certificate's CN as username
 };
@@ -51,34 +51,34 @@ struct mqtt_limits {
   std::uint32_t max_topic_levels = 32;
   std::uint32_t max_client_id_length = 128;
   milliseconds connect_timeout = milliseconds{10000};
-  std::uint16_t receive_maximum = 64;        // per-connection in-flight QoS>0 window
-  std::uint16_t max_keep_alive = 3600;       // seconds; Server Keep Alive caps the client's
+  std::uint16_t receive_maximum = 64;   // per-connection in-flight QoS>0 window
+  std::uint16_t max_keep_alive = 3600;  // seconds; Server Keep Alive caps the client's
   std::uint16_t topic_alias_maximum = 64;
   std::uint32_t max_user_properties = 32;
   std::uint64_t inflight_bytes_budget = 64ull << 20;  // global, across connections
 };
 
 struct mqtt_route {
-  std::string filter;        // MQTT topic filter (+ and # allowed)
+  std::string filter;  // MQTT topic filter (+ and # allowed)
   std::string kafka_topic;
-  std::string key = "%c";    // template: %c client id, %u username, %t topic, %% literal %
+  std::string key = "%c";  // template: %c client id, %u username, %t topic, %% literal %
 };
 
 struct mqtt_acl_rule {
-  std::string user;          // "*" any, or a user name
-  std::string action;        // publish|subscribe|all
-  std::string filter;        // topic filter, %u / %c substituted
+  std::string user;    // "*" any, or a user name
+  std::string action;  // publish|subscribe|all
+  std::string filter;  // topic filter, %u / %c substituted
   bool allow = true;
 };
 
 struct jwt_config {
   bool enabled = false;
-  std::string algorithm = "HS256";   // HS256|RS256
-  std::string secret_file;           // HS256 secret
-  std::string public_key_file;       // RS256 PEM
-  std::string jwks_file;             // JWKS (HTTP API)
-  std::string issuer;                // checked when set
-  std::string audience;              // checked when set
+  std::string algorithm = "HS256";      // HS256|RS256
+  std::string secret_file;              // HS256 secret
+  std::string public_key_file;          // RS256 PEM
+  std::string jwks_file;                // JWKS (HTTP API)
+  std::string issuer;                   // checked when set
+  std::string audience;                 // checked when set
   std::string topics_claim = "topics";  // claim listing allowed topic filters
   std::string types_claim = "types";    // HTTP API: claim listing the types a token may write ("*" = all)
 };
@@ -102,10 +102,10 @@ struct mqtt_config {
 struct http_type {
   std::string name;
   std::string kafka_topic;
-  std::string key = "producer";   // producer | header:NAME | json:/pointer
+  std::string key = "producer";            // producer | header:NAME | json:/pointer
   std::vector<std::string> content_types;  // empty = any
-  std::string schema_file;        // JSON Schema, optional
-  std::string mode = "sync";      // sync|async
+  std::string schema_file;                 // JSON Schema, optional
+  std::string mode = "sync";               // sync|async
   std::uint64_t max_body = 1u << 20;
   bool allow_anonymous = false;
   std::vector<std::string> cors_origins;
@@ -118,10 +118,10 @@ struct http_type {
 
 struct http_api_key {
   std::string name;
-  std::string sha256;             // hex SHA-256 of the key
-  std::vector<std::string> types; // empty = all
+  std::string sha256;              // hex SHA-256 of the key
+  std::vector<std::string> types;  // empty = all
   std::vector<std::string> origins;
-  double rate_per_second = 0;     // 0 = unlimited
+  double rate_per_second = 0;  // 0 = unlimited
   double burst = 0;
 };
 
@@ -142,29 +142,29 @@ struct http_config {
   milliseconds idle_timeout = milliseconds{60000};
   milliseconds request_timeout = milliseconds{10000};
   std::uint32_t max_connections = 10000;
-  std::uint32_t cors_max_age = 600;     // seconds a browser may cache a preflight answer
+  std::uint32_t cors_max_age = 600;  // seconds a browser may cache a preflight answer
 };
 
 struct kafka_config {
-  std::string brokers;            // "" = no Kafka; the local log is the sink
+  std::string brokers;                                  // "" = no Kafka; the local log is the sink
   milliseconds delivery_timeout = milliseconds{30000};  // message.timeout.ms
   milliseconds linger = milliseconds{5};
   std::string compression = "lz4";  // none|gzip|snappy|lz4|zstd
   std::uint64_t queue_max_bytes = 256ull << 20;
   std::uint32_t queue_max_messages = 500000;
-  bool check_topics = true;       // describe topics at start-up, warn on weak durability
+  bool check_topics = true;                       // describe topics at start-up, warn on weak durability
   std::map<std::string, std::string> properties;  // librdkafka pass-through
 };
 
 struct local_log_config {
-  std::string dir;                // default: <data_dir>/log
+  std::string dir;  // default: <data_dir>/log
   std::uint64_t segment_bytes = 64ull << 20;
   std::uint64_t retention_bytes = 1ull << 30;
   milliseconds retention_age = milliseconds{7LL * 24 * 3600 * 1000};
 };
 
 struct redis_config {
-  std::string url;                // "" = in-memory sessions; redis://h:p or sentinel://h:p,h:p/master
+  std::string url;  // "" = in-memory sessions; redis://h:p or sentinel://h:p,h:p/master
   std::string password;
   std::uint32_t wait_replicas = 1;
   milliseconds wait_timeout = milliseconds{500};
@@ -174,9 +174,9 @@ struct redis_config {
 };
 
 struct drain_config {
-  milliseconds duration = milliseconds{20000};   // spread MQTT disconnects over this long
+  milliseconds duration = milliseconds{20000};      // spread MQTT disconnects over this long
   milliseconds flush_timeout = milliseconds{5000};  // producer flush deadline at exit
-  std::string server_reference;  // MQTT 5 DISCONNECT 0x9C target; "" = 0x8B
+  std::string server_reference;                     // MQTT 5 DISCONNECT 0x9C target; "" = 0x8B
 };
 
 struct config {
@@ -189,7 +189,7 @@ struct config {
   kafka_config kafka;
   local_log_config local_log;
   redis_config redis;
-  std::string source;             // where it came from, for logs
+  std::string source;  // where it came from, for logs
 };
 
 }  // namespace wharf::config

@@ -31,8 +31,7 @@ using overrides = std::vector<std::pair<std::string, std::string>>;  // {"kafka.
 load_result load_file(const std::string& path, const overrides& flags, char** env);
 
 // The same from YAML text; `source` names it in messages.
-load_result load_string(std::string_view yaml, const overrides& flags, char** env,
-                        std::string source = "<string>");
+load_result load_string(std::string_view yaml, const overrides& flags, char** env, std::string source = "<string>");
 
 // Every settable key with its default, one "key: default  # type" line each,
 // in declaration order (`wharf --print-keys`; docs/configuration.md is checked

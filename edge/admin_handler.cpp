@@ -45,7 +45,8 @@ http::response<http::string_body> handle_admin_request(const http::request<http:
   bool ready = true;
   for (const auto& c : checks) ready = ready && c.ok;
   auto status = ready ? http::status::ok : http::status::service_unavailable;
-  bool verbose = query == "verbose" || query.rfind("verbose=", 0) == 0 || query.find("&verbose") != std::string_view::npos;
+  bool verbose =
+      query == "verbose" || query.rfind("verbose=", 0) == 0 || query.find("&verbose") != std::string_view::npos;
   if (!verbose) {
     std::string body = ready ? "ready\n" : "not ready:";
     if (!ready) {

@@ -13,11 +13,21 @@ void append_json_escaped(std::string_view in, spdlog::memory_buf_t& dest) {
   for (char ch : in) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': dest.append(std::string_view("\\\"")); break;
-      case '\\': dest.append(std::string_view("\\\\")); break;
-      case '\n': dest.append(std::string_view("\\n")); break;
-      case '\r': dest.append(std::string_view("\\r")); break;
-      case '\t': dest.append(std::string_view("\\t")); break;
+      case '"':
+        dest.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        dest.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        dest.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        dest.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        dest.append(std::string_view("\\t"));
+        break;
       default:
         if (c < 0x20) {
           char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};

@@ -50,17 +50,17 @@ Documentation: docs/configuration.md, docs/mqtt.md, docs/http-api.md, docs/opera
 )";
 
 const std::map<std::string, std::string> flag_keys = {
-    {"--node-id", "node.id"},           {"--mqtt-listen", "mqtt.listen"},
-    {"--mqtt-tls-listen", "mqtt.tls.listen"}, {"--http-listen", "http.listen"},
-    {"--admin-listen", "admin.listen"}, {"--kafka-brokers", "kafka.brokers"},
-    {"--redis", "redis.url"},           {"--data-dir", "node.data_dir"},
-    {"--log-format", "log.format"},     {"--log-level", "log.level"},
+    {"--node-id", "node.id"},         {"--mqtt-listen", "mqtt.listen"},   {"--mqtt-tls-listen", "mqtt.tls.listen"},
+    {"--http-listen", "http.listen"}, {"--admin-listen", "admin.listen"}, {"--kafka-brokers", "kafka.brokers"},
+    {"--redis", "redis.url"},         {"--data-dir", "node.data_dir"},    {"--log-format", "log.format"},
+    {"--log-level", "log.level"},
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::strcmp(argv[1], "log") == 0) return wharf::sinks::local_log::run_log_command(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "log") == 0)
+    return wharf::sinks::local_log::run_log_command(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "passwd") == 0) return wharf::mqtt::run_passwd_command(argc, argv);
   std::string config_path;
   if (const char* e = std::getenv("WHARF_CONFIG")) config_path = e;

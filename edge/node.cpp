@@ -119,10 +119,9 @@ struct node::impl {
       auto h = sink->health();
       // A short outage keeps the node in the load balancer: pulling every
       // pod out at once on a broker blip would turn a blip into an outage.
-      bool ok = h.delivering ||
-                std::chrono::steady_clock::now() - h.unhealthy_since < cfg.admin.unready_after;
-      std::string detail = std::string(sink->name()) + (h.delivering ? " delivering" : " not delivering") +
-                           ", " + std::to_string(h.queued_records) + " records queued";
+      bool ok = h.delivering || std::chrono::steady_clock::now() - h.unhealthy_since < cfg.admin.unready_after;
+      std::string detail = std::string(sink->name()) + (h.delivering ? " delivering" : " not delivering") + ", " +
+                           std::to_string(h.queued_records) + " records queued";
       checks.push_back({"sink", ok, detail});
     }
     return checks;
@@ -160,8 +159,9 @@ bool node::impl::build() {
     // Benchmarks of the protocol layers only (bench/run): acknowledges every
     // record at once without storing it. Not a configuration key on purpose.
     sink = sinks::make_null_sink(registry);
-    spdlog::critical("benchmark mode (WHARF_BENCH_NULL_SINK=1): messages are NOT stored; every record is "
-                     "acknowledged and dropped");
+    spdlog::critical(
+        "benchmark mode (WHARF_BENCH_NULL_SINK=1): messages are NOT stored; every record is "
+        "acknowledged and dropped");
   } else if (!cfg.kafka.brokers.empty()) {
     auto k = sinks::kafka::make_kafka_sink(cfg.kafka, topics, registry);
     if (!k) {
@@ -183,8 +183,8 @@ bool node::impl::build() {
         return false;
       }
       wal = std::move(*w);
-      forwarder = std::make_unique<sinks::local_log::forwarder>(*wal, *sink, sinks::local_log::forwarder_options{},
-                                                                registry);
+      forwarder =
+          std::make_unique<sinks::local_log::forwarder>(*wal, *sink, sinks::local_log::forwarder_options{}, registry);
       if (auto r = forwarder->start(); !r) {
         spdlog::error("write-ahead log forwarder: {}", r.error());
         return false;
@@ -198,9 +198,10 @@ bool node::impl::build() {
       return false;
     }
     sink = std::move(*l);
-    spdlog::warn("sink: no kafka.brokers configured; messages are stored in the local log {} (embedded default; "
-                 "read it with `wharf log cat {}`)",
-                 cfg.local_log.dir, cfg.local_log.dir);
+    spdlog::warn(
+        "sink: no kafka.brokers configured; messages are stored in the local log {} (embedded default; "
+        "read it with `wharf log cat {}`)",
+        cfg.local_log.dir, cfg.local_log.dir);
   }
 
   try {
@@ -210,8 +211,9 @@ bool node::impl::build() {
     return false;
   }
   if (cfg.redis.url.empty())
-    spdlog::warn("sessions: no redis.url configured; sessions are kept in memory on this node only (embedded "
-                 "default): a device cannot resume on another node");
+    spdlog::warn(
+        "sessions: no redis.url configured; sessions are kept in memory on this node only (embedded "
+        "default): a device cannot resume on another node");
   else
     spdlog::info("sessions: Redis at {}", cfg.redis.url);
 
@@ -219,8 +221,8 @@ bool node::impl::build() {
     if (!cfg.mqtt.listen.empty() || !cfg.mqtt.tls.listen.empty()) {
       mqtt = std::make_unique<mqtt::mqtt_server>(context_ptrs(), cfg.mqtt, cfg.node.id, *sink, *store, registry);
       if (auto ec = mqtt->start()) {
-        spdlog::error("mqtt.listen {} / mqtt.tls.listen {}: cannot listen: {}", cfg.mqtt.listen,
-                      cfg.mqtt.tls.listen, ec.message());
+        spdlog::error("mqtt.listen {} / mqtt.tls.listen {}: cannot listen: {}", cfg.mqtt.listen, cfg.mqtt.tls.listen,
+                      ec.message());
         return false;
       }
       if (!cfg.mqtt.listen.empty()) spdlog::info("mqtt: listening on {} (port {})", cfg.mqtt.listen, mqtt->port());
@@ -228,7 +230,8 @@ bool node::impl::build() {
         spdlog::info("mqtt: TLS listening on {} (port {})", cfg.mqtt.tls.listen, mqtt->tls_port());
     }
     if (!cfg.http.listen.empty() || !cfg.http.tls.listen.empty()) {
-      http = std::make_unique<::wharf::http::http_server>(main_context(), cfg.http, *sink, wal.get(), cfg.node.id, registry);
+      http = std::make_unique<::wharf::http::http_server>(main_context(), cfg.http, *sink, wal.get(), cfg.node.id,
+                                                          registry);
       if (auto ec = http->start()) {
         spdlog::error("http.listen {}: cannot listen: {}", cfg.http.listen, ec.message());
         return false;
@@ -259,7 +262,8 @@ void node::impl::begin_drain() {
     one_done();
   }
   if (mqtt) {
-    mqtt->drain(cfg.drain.duration, std::chrono::milliseconds(std::min<long long>(cfg.mqtt.delivery_timeout.count(), 5000)),
+    mqtt->drain(cfg.drain.duration,
+                std::chrono::milliseconds(std::min<long long>(cfg.mqtt.delivery_timeout.count(), 5000)),
                 cfg.drain.server_reference, [this, one_done] { asio::post(main_context(), one_done); });
   } else {
     one_done();
@@ -299,8 +303,8 @@ node::~node() = default;
 int node::run() {
   auto& s = *impl_;
   for (const auto& w : s.warnings) spdlog::warn("config: {}", w);
-  spdlog::info("wharf {} ({}) starting as node {} with {} threads, config from {}", build_version(),
-               build_revision(), s.cfg.node.id, s.contexts.size(), s.cfg.source);
+  spdlog::info("wharf {} ({}) starting as node {} with {} threads, config from {}", build_version(), build_revision(),
+               s.cfg.node.id, s.contexts.size(), s.cfg.source);
 
   if (!s.cfg.admin.listen.empty()) {
     s.admin = std::make_unique<admin_server>(

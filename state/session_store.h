@@ -106,7 +106,7 @@ struct connect_result {
   std::uint64_t epoch = 0;       // carry it on every later call for this session
   std::string previous_node;     // node that owned the session while connected; "" if none
   std::string previous_connection_id;
-  bool taken_over = false;       // a live node owned it; it was told to close its connection
+  bool taken_over = false;                          // a live node owned it; it was told to close its connection
   std::vector<std::uint16_t> qos2_awaiting_pubrel;  // inbound QoS 2 ids still held
   std::vector<subscription> subscriptions;
   // The previous connection's Will Message, which this connect makes due
@@ -140,7 +140,7 @@ struct due_will {
 };
 
 struct sweep_result {
-  std::vector<due_will> wills;       // claimed: publish each exactly here
+  std::vector<due_will> wills;         // claimed: publish each exactly here
   std::uint32_t expired_sessions = 0;  // sessions this sweep removed
   std::uint32_t reaped_nodes = 0;      // dead nodes whose sessions were disconnected
 };
@@ -161,8 +161,8 @@ class session_store {
 
   // Load or create the session, bump its epoch, make this node and
   // connection its owner, store the will; tell a live previous owner.
-  virtual void connect(std::string client_id, connect_params params,
-                       boost::asio::any_io_executor ex, handler<connect_result> h) = 0;
+  virtual void connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,
+                       handler<connect_result> h) = 0;
 
   // The connection for `epoch` ended. Marks the session disconnected (or
   // deletes it if it ends now). Fenced.
@@ -180,16 +180,14 @@ class session_store {
                             boost::asio::any_io_executor ex, handler<bool> h) = 0;
 
   // Change the session expiry interval of a connected session. Fenced.
-  virtual void update_expiry(std::string client_id, std::uint64_t epoch,
-                             std::uint32_t session_expiry_seconds,
+  virtual void update_expiry(std::string client_id, std::uint64_t epoch, std::uint32_t session_expiry_seconds,
                              boost::asio::any_io_executor ex, done_handler h) = 0;
 
   // Add or replace (same filter) subscriptions and remove filters. Fenced;
   // replicated before success.
-  virtual void store_subscriptions(std::string client_id, std::uint64_t epoch,
-                                   std::vector<subscription> add,
-                                   std::vector<std::string> remove,
-                                   boost::asio::any_io_executor ex, done_handler h) = 0;
+  virtual void store_subscriptions(std::string client_id, std::uint64_t epoch, std::vector<subscription> add,
+                                   std::vector<std::string> remove, boost::asio::any_io_executor ex,
+                                   done_handler h) = 0;
 
   // Claim the wills that are due (will delay or session expiry over),
   // remove expired sessions, and disconnect the sessions of dead nodes.
@@ -213,9 +211,7 @@ class session_store {
 // Memory (url "") or Redis (redis://, sentinel://). Throws
 // std::invalid_argument on a malformed URL (start-up only). The store runs
 // on `io` and starts its heartbeat at once.
-std::unique_ptr<session_store> make_session_store(const config::redis_config& cfg,
-                                                  std::string node_id,
-                                                  boost::asio::io_context& io,
-                                                  prometheus::Registry& registry);
+std::unique_ptr<session_store> make_session_store(const config::redis_config& cfg, std::string node_id,
+                                                  boost::asio::io_context& io, prometheus::Registry& registry);
 
 }  // namespace wharf::state

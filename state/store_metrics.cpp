@@ -24,8 +24,8 @@ store_metrics::store_metrics(prometheus::Registry& registry)
 prometheus::Histogram& store_metrics::command_seconds(const std::string& command) {
   auto it = histograms_.find(command);
   if (it != histograms_.end()) return *it->second;
-  static const prometheus::Histogram::BucketBoundaries buckets{
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  static const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1,    0.25,  0.5,    1,     2.5,  5};
   auto& h = command_family_.Add({{"command", command}}, buckets);
   histograms_.emplace(command, &h);
   return h;

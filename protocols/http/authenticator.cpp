@@ -55,13 +55,20 @@ bool base64url_decode(std::string_view in, std::string& out) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else if (c == '=') break;
-    else return false;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-' || c == '+')
+      v = 62;
+    else if (c == '_' || c == '/')
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      return false;
     buf = (buf << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
@@ -173,7 +180,8 @@ static std::vector<jwt_key> load_jwt_keys(const config::jwt_config& jwt) {
   if (!jwt.public_key_file.empty())
     keys.push_back({"", "RS256", read_file(jwt.public_key_file, "http.jwt.public_key_file")});
   if (keys.empty())
-    throw std::runtime_error("http.jwt: enabled but no key; set jwks_file, secret_file (HS256) or public_key_file (RS256)");
+    throw std::runtime_error(
+        "http.jwt: enabled but no key; set jwks_file, secret_file (HS256) or public_key_file (RS256)");
   return keys;
 }
 
@@ -198,8 +206,7 @@ auth_result authenticator::authenticate(const std::vector<field>& headers,
   }
   std::string_view cred = trim(v.substr(7));
   // A JWT is three base64url parts separated by dots; API keys have no dots.
-  if (cfg_.jwt.enabled && std::count(cred.begin(), cred.end(), '.') == 2)
-    return verify_jwt(std::string(cred), now);
+  if (cfg_.jwt.enabled && std::count(cred.begin(), cred.end(), '.') == 2) return verify_jwt(std::string(cred), now);
   return verify_api_key(cred);
 }
 
@@ -264,7 +271,8 @@ auth_result authenticator::verify_jwt(const std::string& token, std::chrono::sys
     return r;
   }
   jwt_t* j = verified.get();
-  const long now_s = static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+  const long now_s =
+      static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
   errno = 0;
   const long exp = jwt_get_grant_int(j, "exp");
   if (errno == ENOENT || exp == 0) {
@@ -305,8 +313,10 @@ auth_result authenticator::verify_jwt(const std::string& token, std::chrono::sys
   // The types claim: an array of type names or a space-separated string; "*" = all.
   auto types = claim_json(j, cfg_.jwt.types_claim.c_str());
   auto add = [&](std::string_view t) {
-    if (t == "*") r.who.all_types = true;
-    else if (!t.empty()) r.who.types.emplace_back(t);
+    if (t == "*")
+      r.who.all_types = true;
+    else if (!t.empty())
+      r.who.types.emplace_back(t);
   };
   if (types.is_array()) {
     for (const auto& t : types.as_array())

@@ -17,11 +17,11 @@ namespace wharf::http {
 
 struct identity {
   enum class kind { anonymous, api_key, jwt } how = kind::anonymous;
-  std::string name;                 // API key name or the token's `sub`
+  std::string name;  // API key name or the token's `sub`
   bool all_types = false;
-  std::vector<std::string> types;   // when !all_types
-  std::vector<std::string> origins; // empty: any origin (or none)
-  double rate_per_second = 0;       // 0: unlimited
+  std::vector<std::string> types;    // when !all_types
+  std::vector<std::string> origins;  // empty: any origin (or none)
+  double rate_per_second = 0;        // 0: unlimited
   double burst = 0;
 
   bool may_write(std::string_view type) const noexcept;

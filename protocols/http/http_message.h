@@ -16,8 +16,8 @@ struct field {
 };
 
 struct http_request {
-  std::string method;        // "POST", "GET", ...
-  std::string target;        // origin-form: "/v1/messages/orders?producer=web"
+  std::string method;  // "POST", "GET", ...
+  std::string target;  // origin-form: "/v1/messages/orders?producer=web"
   std::vector<field> headers;
   std::string body;          // bytes as received (still gzip-encoded if sent so)
   std::string peer_address;  // IP address of the TCP peer, no port

@@ -15,10 +15,10 @@ using steady_time = std::chrono::steady_clock::time_point;
 
 struct rate_decision {
   bool allowed = true;
-  double limit = 0;                        // bucket size (burst)
-  double remaining = 0;                    // whole tokens left after this request
-  std::chrono::milliseconds retry_after{}; // until one token is back (when refused)
-  std::chrono::milliseconds reset{};       // until the bucket is full again
+  double limit = 0;                         // bucket size (burst)
+  double remaining = 0;                     // whole tokens left after this request
+  std::chrono::milliseconds retry_after{};  // until one token is back (when refused)
+  std::chrono::milliseconds reset{};        // until the bucket is full again
 };
 
 class token_bucket {

@@ -30,7 +30,7 @@ namespace json = boost::json;
 struct type_entry {
   config::http_type cfg;
   enum class key_source { producer, header, json } key = key_source::producer;
-  std::string key_arg;  // header name or JSON pointer
+  std::string key_arg;                   // header name or JSON pointer
   std::vector<std::string> media_types;  // lower-case
   std::unique_ptr<valijson::Schema> schema;
   bool needs_json = false;  // schema, json key or idempotency pointer
@@ -40,10 +40,14 @@ struct type_entry {
 
 std::string_view to_string(route r) noexcept {
   switch (r) {
-    case route::messages: return "messages";
-    case route::preflight: return "preflight";
-    case route::openapi: return "openapi";
-    case route::not_found: return "not_found";
+    case route::messages:
+      return "messages";
+    case route::preflight:
+      return "preflight";
+    case route::openapi:
+      return "openapi";
+    case route::not_found:
+      return "not_found";
   }
   return "not_found";
 }
@@ -53,9 +57,15 @@ record_outcome to_outcome(const sinks::delivery_result& r) {
   o.reason = r.reason;
   o.why = r.why;
   switch (r.status) {
-    case sinks::delivery_status::stored: o.fate = record_fate::stored; break;
-    case sinks::delivery_status::failed_retryable: o.fate = record_fate::failed_retryable; break;
-    case sinks::delivery_status::failed_permanent: o.fate = record_fate::failed_permanent; break;
+    case sinks::delivery_status::stored:
+      o.fate = record_fate::stored;
+      break;
+    case sinks::delivery_status::failed_retryable:
+      o.fate = record_fate::failed_retryable;
+      break;
+    case sinks::delivery_status::failed_permanent:
+      o.fate = record_fate::failed_permanent;
+      break;
   }
   return o;
 }
@@ -123,16 +133,16 @@ std::string rfc3339_ms(system_time t) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
 // UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 74 random bits.
 std::string uuid_v7(system_time t) {
   thread_local std::mt19937_64 rng{std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
-  const auto ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+  const auto ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
   const std::uint64_t r1 = rng(), r2 = rng();
   std::uint8_t b[16];
   for (int i = 0; i < 6; ++i) b[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
@@ -188,13 +198,18 @@ std::vector<std::string_view> split_json_array(std::string_view s) {
   for (; i < s.size(); ++i) {
     const char c = s[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') ++depth;
-    else if ((c == ']' || c == '}') && depth > 0) --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{')
+      ++depth;
+    else if ((c == ']' || c == '}') && depth > 0)
+      --depth;
     else if (depth == 0 && (c == ',' || c == ']')) {
       auto item = trim_ws(s.substr(start, i - start));
       if (!item.empty() || c == ',') items.push_back(item);
@@ -214,9 +229,12 @@ std::string json_pointer_from_context(const std::vector<std::string>& ctx) {
     if (seg.size() >= 2 && seg.front() == '\'' && seg.back() == '\'') seg = seg.substr(1, seg.size() - 2);
     p.push_back('/');
     for (char ch : seg) {
-      if (ch == '~') p += "~0";
-      else if (ch == '/') p += "~1";
-      else p.push_back(ch);
+      if (ch == '~')
+        p += "~0";
+      else if (ch == '/')
+        p += "~1";
+      else
+        p.push_back(ch);
     }
   }
   return p;
@@ -279,8 +297,8 @@ request_handler::request_handler(const config::http_config& cfg, handler_options
         valijson::adapters::BoostJsonAdapter adapter(doc);
         parser.populateSchema(adapter, *e->schema);
       } catch (const std::exception& ex) {
-        throw std::runtime_error(where + ".schema_file: '" + t.schema_file + "' is not a usable JSON Schema: " +
-                                 ex.what());
+        throw std::runtime_error(where + ".schema_file: '" + t.schema_file +
+                                 "' is not a usable JSON Schema: " + ex.what());
       }
     }
     e->needs_json = e->schema != nullptr || e->key == type_entry::key_source::json || !t.idempotency_pointer.empty();
@@ -359,8 +377,7 @@ http_response request_handler::preflight(const type_entry& t, const http_request
   if (!origin_allowed_by_type(t, *origin))
     return error_response(403, "Origin " + std::string(bounded(*origin, 200)) + " may not send events of type '" +
                                    t.cfg.name + "'. The operator can add it to http.types[].cors_origins." + t.see());
-  if (*method != "POST")
-    return error_response(405, "Only POST is allowed on /v1/messages/" + t.cfg.name + ".");
+  if (*method != "POST") return error_response(405, "Only POST is allowed on /v1/messages/" + t.cfg.name + ".");
   http_response r;
   r.status = 204;
   r.headers.push_back({"Access-Control-Allow-Origin", std::string(*origin)});
@@ -411,8 +428,9 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
     return r;
   }
   if (!p.messages)
-    return error_response(404, "There is nothing at this path. Send events with POST /v1/messages/{type}; the API is "
-                               "described at /openapi.yaml.");
+    return error_response(404,
+                          "There is nothing at this path. Send events with POST /v1/messages/{type}; the API is "
+                          "described at /openapi.yaml.");
 
   const type_entry* t = nullptr;
   for (const auto& e : types_)
@@ -449,7 +467,8 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
     if (!t->cfg.allow_anonymous) {
       auto r = error_response(401, "Type '" + t->cfg.name +
                                        "' needs credentials: send 'Authorization: Bearer <API key or token>' or "
-                                       "'X-API-Key: <API key>'." + t->see());
+                                       "'X-API-Key: <API key>'." +
+                                       t->see());
       r.headers.push_back({"WWW-Authenticate", "Bearer"});
       return reject(std::move(r));
     }
@@ -464,8 +483,9 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
     const bool ok = head.who.origins.empty() ? type_allows_origin : list_has(head.who.origins, *origin);
     if (!ok)
       return reject(error_response(403, "Origin " + bounded(*origin, 200) + " may not send events of type '" +
-                                            t->cfg.name + "'. The operator can allow it in http.types[].cors_origins "
-                                                          "or the API key's origins."));
+                                            t->cfg.name +
+                                            "'. The operator can allow it in http.types[].cors_origins "
+                                            "or the API key's origins."));
     if (!type_allows_origin) add_cors(head.response_headers, *origin);
   }
 
@@ -495,8 +515,9 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
   }
 
   if (auto ik = find_header(req.headers, "idempotency-key"); ik && (ik->empty() || ik->size() > 256))
-    return reject(error_response(400, "The Idempotency-Key header must be 1-256 characters; send a shorter key (a UUID "
-                                      "works well)."));
+    return reject(error_response(400,
+                                 "The Idempotency-Key header must be 1-256 characters; send a shorter key (a UUID "
+                                 "works well)."));
 
   // Body framing and size
   const auto cl = find_header(req.headers, "content-length");
@@ -519,7 +540,8 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
   // Content-Encoding
   if (auto ce = find_header(req.headers, "content-encoding")) {
     const auto enc = to_lower(trim(*ce));
-    if (enc == "gzip" || enc == "x-gzip") head.gzip = true;
+    if (enc == "gzip" || enc == "x-gzip")
+      head.gzip = true;
     else if (enc != "identity" && !enc.empty())
       return reject(error_response(415, "Content-Encoding '" + bounded(enc, 40) +
                                             "' is not supported; send the body uncompressed or with gzip."));
@@ -543,8 +565,8 @@ head_outcome request_handler::check_head(const http_request& req, std::chrono::s
   }
   if (t->needs_json && !is_json_media(head.media_type) && !is_ndjson_media(head.media_type) &&
       head.media_type != "text/plain")
-    return reject(error_response(415, "Type '" + t->cfg.name +
-                                          "' takes JSON: send application/json or application/x-ndjson." + t->see()));
+    return reject(error_response(
+        415, "Type '" + t->cfg.name + "' takes JSON: send application/json or application/x-ndjson." + t->see()));
 
   if (t->key == type_entry::key_source::header && !find_header(req.headers, t->key_arg))
     return reject(error_response(400, "Type '" + t->cfg.name + "' takes its Kafka key from the " + t->key_arg +
@@ -617,7 +639,8 @@ handler_outcome request_handler::handle_body(const accepted_head& head, const ht
       boost::system::error_code ec;
       auto v = json::parse(line, ec, {}, popts);
       if (ec && errors.size() < max_reported_errors)
-        errors.push_back({items.size() - 1, "", "line " + std::to_string(line_no) + " is not valid JSON: " + ec.message()});
+        errors.push_back(
+            {items.size() - 1, "", "line " + std::to_string(line_no) + " is not valid JSON: " + ec.message()});
       values.push_back(ec ? json::value() : std::move(v));
       parsed.push_back(ec ? 0 : 1);
     }
@@ -651,8 +674,7 @@ handler_outcome request_handler::handle_body(const accepted_head& head, const ht
   if (batch && items.size() > cfg_.max_batch_items)
     return reject(error_response(413, "The batch has more than " + std::to_string(cfg_.max_batch_items) +
                                           " items (http.max_batch_items). Split it into smaller requests."));
-  if (batch && items.empty())
-    return reject(error_response(400, "The batch is empty. Send at least one event."));
+  if (batch && items.empty()) return reject(error_response(400, "The batch is empty. Send at least one event."));
 
   // Validate every item (all-or-nothing) and work out keys.
   std::vector<std::string> keys(items.size());
@@ -680,15 +702,20 @@ handler_outcome request_handler::handle_body(const accepted_head& head, const ht
       }
     }
     switch (t.key) {
-      case type_entry::key_source::producer: keys[i] = head.producer; break;
-      case type_entry::key_source::header: keys[i] = std::string(find_header(req.headers, t.key_arg).value_or("")); break;
+      case type_entry::key_source::producer:
+        keys[i] = head.producer;
+        break;
+      case type_entry::key_source::header:
+        keys[i] = std::string(find_header(req.headers, t.key_arg).value_or(""));
+        break;
       case type_entry::key_source::json: {
         boost::system::error_code ec;
         const json::value* kv = have_json ? values[i].find_pointer(t.key_arg, ec) : nullptr;
         std::optional<std::string> k = kv != nullptr ? scalar_text(*kv) : std::nullopt;
         if (!k)
-          errors.push_back({i, t.key_arg, "the Kafka key is taken from " + t.key_arg +
-                                              ", which is missing or not a string or number"});
+          errors.push_back(
+              {i, t.key_arg,
+               "the Kafka key is taken from " + t.key_arg + ", which is missing or not a string or number"});
         else
           keys[i] = std::move(*k);
         break;
@@ -774,11 +801,16 @@ handler_outcome request_handler::handle(const http_request& req, std::chrono::st
 
 static std::string_view fate_name(record_fate f) {
   switch (f) {
-    case record_fate::stored: return "stored";
-    case record_fate::failed_retryable: return "retry";
-    case record_fate::failed_permanent: return "failed";
-    case record_fate::timed_out: return "retry";
-    case record_fate::not_submitted: return "retry";
+    case record_fate::stored:
+      return "stored";
+    case record_fate::failed_retryable:
+      return "retry";
+    case record_fate::failed_permanent:
+      return "failed";
+    case record_fate::timed_out:
+      return "retry";
+    case record_fate::not_submitted:
+      return "retry";
   }
   return "retry";
 }
@@ -789,7 +821,8 @@ http_response request_handler::delivery_response(const submission& sub, const st
   std::size_t stored = 0, permanent = 0, retry = 0, too_large = 0, timed_out = 0;
   for (std::size_t i = 0; i < sub.records.size(); ++i) {
     const record_fate f = i < outcomes.size() ? outcomes[i].fate : record_fate::not_submitted;
-    if (f == record_fate::stored) ++stored;
+    if (f == record_fate::stored)
+      ++stored;
     else if (f == record_fate::failed_permanent) {
       ++permanent;
       if (outcomes[i].why == sinks::delivery_result::cause::too_large) ++too_large;

@@ -48,11 +48,11 @@ struct accepted_head {
   const type_entry* type = nullptr;
   identity who;
   std::string producer;
-  std::string media_type;         // lower-case, no parameters ("application/json")
-  std::string content_type;       // the header as sent ("" if none)
+  std::string media_type;    // lower-case, no parameters ("application/json")
+  std::string content_type;  // the header as sent ("" if none)
   bool gzip = false;
-  bool async = false;             // reply 202 after the write-ahead log
-  std::uint64_t body_limit = 0;   // bytes on the wire
+  bool async = false;                   // reply 202 after the write-ahead log
+  std::uint64_t body_limit = 0;         // bytes on the wire
   std::vector<field> response_headers;  // CORS and RateLimit-* for every answer
 };
 
@@ -61,7 +61,7 @@ struct submission {
   bool async = false;
   bool batch = false;
   std::vector<sinks::record> records;
-  std::vector<std::string> ids;          // ce_id of each record, same order
+  std::vector<std::string> ids;  // ce_id of each record, same order
   std::vector<field> response_headers;
 };
 
@@ -96,17 +96,14 @@ class request_handler {
 
   route classify(const http_request& req) const;
 
-  head_outcome check_head(const http_request& req, std::chrono::steady_clock::time_point now_steady,
-                          system_time now);
+  head_outcome check_head(const http_request& req, std::chrono::steady_clock::time_point now_steady, system_time now);
   handler_outcome handle_body(const accepted_head& head, const http_request& req, system_time now);
   // Both stages (tests, fuzzing).
-  handler_outcome handle(const http_request& req, std::chrono::steady_clock::time_point now_steady,
-                         system_time now);
+  handler_outcome handle(const http_request& req, std::chrono::steady_clock::time_point now_steady, system_time now);
 
   // outcomes[i] belongs to sub.records[i].
   http_response delivery_response(const submission& sub, const std::vector<record_outcome>& outcomes,
-                                  const sinks::sink_health& health,
-                                  std::chrono::steady_clock::time_point now) const;
+                                  const sinks::sink_health& health, std::chrono::steady_clock::time_point now) const;
 
   const config::http_config& config() const noexcept { return cfg_; }
 

@@ -47,8 +47,7 @@ struct reader {
   }
   bool u32(std::uint32_t& v) noexcept {
     if (left() < 4) return false;
-    v = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-        std::uint32_t{p[3]};
+    v = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
     p += 4;
     return true;
   }
@@ -128,27 +127,51 @@ error_code read_str_prop(reader& r, std::optional<std::string>& field, bool utf8
 // Property identifier -> contexts where it is allowed (0 = unknown).
 constexpr std::uint16_t allowed_in(std::uint32_t id) noexcept {
   switch (id) {
-    case 0x01: case 0x02: case 0x03: case 0x08: case 0x09:
+    case 0x01:
+    case 0x02:
+    case 0x03:
+    case 0x08:
+    case 0x09:
       return c_publish | c_will;
-    case 0x0B: return c_publish | c_subscribe;
-    case 0x11: return c_connect | c_connack | c_disconnect;
-    case 0x12: case 0x13: case 0x1A: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
+    case 0x0B:
+      return c_publish | c_subscribe;
+    case 0x11:
+      return c_connect | c_connack | c_disconnect;
+    case 0x12:
+    case 0x13:
+    case 0x1A:
+    case 0x24:
+    case 0x25:
+    case 0x28:
+    case 0x29:
+    case 0x2A:
       return c_connack;
-    case 0x15: case 0x16: return c_connect | c_connack | c_auth;
-    case 0x17: case 0x19: return c_connect;
-    case 0x18: return c_will;
-    case 0x1C: return c_connack | c_disconnect;
+    case 0x15:
+    case 0x16:
+      return c_connect | c_connack | c_auth;
+    case 0x17:
+    case 0x19:
+      return c_connect;
+    case 0x18:
+      return c_will;
+    case 0x1C:
+      return c_connack | c_disconnect;
     case 0x1F:
       return c_connack | c_puback | c_suback | c_unsuback | c_disconnect | c_auth;
-    case 0x21: case 0x22: case 0x27: return c_connect | c_connack;
-    case 0x23: return c_publish;
-    case 0x26: return c_all;
-    default: return 0;
+    case 0x21:
+    case 0x22:
+    case 0x27:
+      return c_connect | c_connack;
+    case 0x23:
+      return c_publish;
+    case 0x26:
+      return c_all;
+    default:
+      return 0;
   }
 }
 
-error_code read_properties(reader& r, properties& props, ctx where,
-                           const decoder_options& options) {
+error_code read_properties(reader& r, properties& props, ctx where, const decoder_options& options) {
   std::uint32_t len;
   if (auto ec = r.varint(len)) return ec;
   if (len > r.left()) return errc::malformed_packet;
@@ -160,15 +183,23 @@ error_code read_properties(reader& r, properties& props, ctx where,
     if ((allowed_in(id) & where) == 0) return errc::invalid_property;
     error_code ec;
     switch (id) {
-      case 0x01: ec = read_byte_prop(pr, props.payload_format_indicator, true); break;
-      case 0x02: ec = read_u32_prop(pr, props.message_expiry_interval, false); break;
-      case 0x03: ec = read_str_prop(pr, props.content_type, true); break;
+      case 0x01:
+        ec = read_byte_prop(pr, props.payload_format_indicator, true);
+        break;
+      case 0x02:
+        ec = read_u32_prop(pr, props.message_expiry_interval, false);
+        break;
+      case 0x03:
+        ec = read_str_prop(pr, props.content_type, true);
+        break;
       case 0x08: {
         ec = read_str_prop(pr, props.response_topic, true);
         if (!ec && validate_topic_name(*props.response_topic)) ec = errc::protocol_error;
         break;
       }
-      case 0x09: ec = read_str_prop(pr, props.correlation_data, false); break;
+      case 0x09:
+        ec = read_str_prop(pr, props.correlation_data, false);
+        break;
       case 0x0B: {
         std::uint32_t v;
         if ((ec = pr.varint(v))) break;
@@ -181,26 +212,56 @@ error_code read_properties(reader& r, properties& props, ctx where,
         }
         break;
       }
-      case 0x11: ec = read_u32_prop(pr, props.session_expiry_interval, false); break;
-      case 0x12: ec = read_str_prop(pr, props.assigned_client_identifier, true); break;
-      case 0x13: ec = read_u16_prop(pr, props.server_keep_alive, false); break;
-      case 0x15: ec = read_str_prop(pr, props.authentication_method, true); break;
-      case 0x16: ec = read_str_prop(pr, props.authentication_data, false); break;
-      case 0x17: ec = read_byte_prop(pr, props.request_problem_information, true); break;
-      case 0x18: ec = read_u32_prop(pr, props.will_delay_interval, false); break;
-      case 0x19: ec = read_byte_prop(pr, props.request_response_information, true); break;
-      case 0x1A: ec = read_str_prop(pr, props.response_information, true); break;
-      case 0x1C: ec = read_str_prop(pr, props.server_reference, true); break;
-      case 0x1F: ec = read_str_prop(pr, props.reason_string, true); break;
-      case 0x21: ec = read_u16_prop(pr, props.receive_maximum, true); break;
-      case 0x22: ec = read_u16_prop(pr, props.topic_alias_maximum, false); break;
+      case 0x11:
+        ec = read_u32_prop(pr, props.session_expiry_interval, false);
+        break;
+      case 0x12:
+        ec = read_str_prop(pr, props.assigned_client_identifier, true);
+        break;
+      case 0x13:
+        ec = read_u16_prop(pr, props.server_keep_alive, false);
+        break;
+      case 0x15:
+        ec = read_str_prop(pr, props.authentication_method, true);
+        break;
+      case 0x16:
+        ec = read_str_prop(pr, props.authentication_data, false);
+        break;
+      case 0x17:
+        ec = read_byte_prop(pr, props.request_problem_information, true);
+        break;
+      case 0x18:
+        ec = read_u32_prop(pr, props.will_delay_interval, false);
+        break;
+      case 0x19:
+        ec = read_byte_prop(pr, props.request_response_information, true);
+        break;
+      case 0x1A:
+        ec = read_str_prop(pr, props.response_information, true);
+        break;
+      case 0x1C:
+        ec = read_str_prop(pr, props.server_reference, true);
+        break;
+      case 0x1F:
+        ec = read_str_prop(pr, props.reason_string, true);
+        break;
+      case 0x21:
+        ec = read_u16_prop(pr, props.receive_maximum, true);
+        break;
+      case 0x22:
+        ec = read_u16_prop(pr, props.topic_alias_maximum, false);
+        break;
       case 0x23: {
         ec = read_u16_prop(pr, props.topic_alias, false);
         if (!ec && *props.topic_alias == 0) ec = errc::topic_alias_invalid;
         break;
       }
-      case 0x24: ec = read_byte_prop(pr, props.maximum_qos, true); break;
-      case 0x25: ec = read_byte_prop(pr, props.retain_available, true); break;
+      case 0x24:
+        ec = read_byte_prop(pr, props.maximum_qos, true);
+        break;
+      case 0x25:
+        ec = read_byte_prop(pr, props.retain_available, true);
+        break;
       case 0x26: {
         if (props.user_properties.size() >= options.max_user_properties) {
           ec = errc::too_many_user_properties;
@@ -211,20 +272,28 @@ error_code read_properties(reader& r, properties& props, ctx where,
         props.user_properties.emplace_back(std::move(k), std::move(v));
         break;
       }
-      case 0x27: ec = read_u32_prop(pr, props.maximum_packet_size, true); break;
-      case 0x28: ec = read_byte_prop(pr, props.wildcard_subscription_available, true); break;
-      case 0x29: ec = read_byte_prop(pr, props.subscription_identifier_available, true); break;
-      case 0x2A: ec = read_byte_prop(pr, props.shared_subscription_available, true); break;
-      default: ec = errc::invalid_property; break;
+      case 0x27:
+        ec = read_u32_prop(pr, props.maximum_packet_size, true);
+        break;
+      case 0x28:
+        ec = read_byte_prop(pr, props.wildcard_subscription_available, true);
+        break;
+      case 0x29:
+        ec = read_byte_prop(pr, props.subscription_identifier_available, true);
+        break;
+      case 0x2A:
+        ec = read_byte_prop(pr, props.shared_subscription_available, true);
+        break;
+      default:
+        ec = errc::invalid_property;
+        break;
     }
     if (ec) return ec;
   }
   return {};
 }
 
-bool is_v5(const std::optional<protocol_version>& v) noexcept {
-  return v == protocol_version::v5;
-}
+bool is_v5(const std::optional<protocol_version>& v) noexcept { return v == protocol_version::v5; }
 
 // ---- per-packet parsers ----
 
@@ -282,8 +351,7 @@ error_code parse_connect(reader& r, connect& c, std::optional<protocol_version>&
   return {};
 }
 
-error_code parse_connack(reader& r, std::uint8_t flags, connack& c, bool v5,
-                         const decoder_options& options) {
+error_code parse_connack(reader& r, std::uint8_t flags, connack& c, bool v5, const decoder_options& options) {
   if (flags != 0) return errc::reserved_flags;
   std::uint8_t ack_flags, code;
   if (!r.u8(ack_flags) || !r.u8(code)) return errc::malformed_packet;
@@ -301,8 +369,7 @@ error_code parse_connack(reader& r, std::uint8_t flags, connack& c, bool v5,
   return {};
 }
 
-error_code parse_publish(reader& r, std::uint8_t flags, publish& p, bool v5,
-                         const decoder_options& options) {
+error_code parse_publish(reader& r, std::uint8_t flags, publish& p, bool v5, const decoder_options& options) {
   const std::uint8_t q = (flags >> 1) & 0x03;
   if (q == 3) return errc::invalid_qos;
   p.qos = static_cast<qos>(q);
@@ -335,8 +402,15 @@ error_code parse_publish(reader& r, std::uint8_t flags, publish& p, bool v5,
 bool valid_ack_reason(std::uint8_t type, reason_code rc) noexcept {
   const auto v = static_cast<std::uint8_t>(rc);
   if (type == 6 || type == 7) return v == 0x00 || v == 0x92;  // PUBREL, PUBCOMP
-  switch (v) {  // PUBACK, PUBREC
-    case 0x00: case 0x10: case 0x80: case 0x83: case 0x87: case 0x90: case 0x91: case 0x97:
+  switch (v) {                                                // PUBACK, PUBREC
+    case 0x00:
+    case 0x10:
+    case 0x80:
+    case 0x83:
+    case 0x87:
+    case 0x90:
+    case 0x91:
+    case 0x97:
     case 0x99:
       return true;
     default:
@@ -345,8 +419,7 @@ bool valid_ack_reason(std::uint8_t type, reason_code rc) noexcept {
 }
 
 template <class Ack>
-error_code parse_ack(reader& r, std::uint8_t type, Ack& a, bool v5,
-                     const decoder_options& options) {
+error_code parse_ack(reader& r, std::uint8_t type, Ack& a, bool v5, const decoder_options& options) {
   if (!r.u16(a.packet_id)) return errc::malformed_packet;
   if (a.packet_id == 0) return errc::packet_identifier_zero;
   if (!v5) {
@@ -405,8 +478,7 @@ error_code parse_suback(reader& r, suback& s, bool v5, const decoder_options& op
   return {};
 }
 
-error_code parse_unsubscribe(reader& r, unsubscribe& u, bool v5,
-                             const decoder_options& options) {
+error_code parse_unsubscribe(reader& r, unsubscribe& u, bool v5, const decoder_options& options) {
   if (!r.u16(u.packet_id)) return errc::malformed_packet;
   if (u.packet_id == 0) return errc::packet_identifier_zero;
   if (v5) {
@@ -433,8 +505,7 @@ error_code parse_unsuback(reader& r, unsuback& u, bool v5, const decoder_options
 
 // DISCONNECT and AUTH: optional reason code, then optional properties.
 template <class P>
-error_code parse_reason_and_props(reader& r, P& p, bool v5, ctx where,
-                                  const decoder_options& options) {
+error_code parse_reason_and_props(reader& r, P& p, bool v5, ctx where, const decoder_options& options) {
   if (!v5 || r.left() == 0) {
     return r.left() == 0 ? error_code{} : error_code{errc::malformed_packet};
   }
@@ -464,15 +535,13 @@ decoder::decoder(decoder_options options, std::optional<protocol_version> versio
     : options_(options), version_(version) {}
 
 boost::system::result<std::optional<packet>> decoder::decode(std::string_view& input) {
-  std::span<const std::uint8_t> s(reinterpret_cast<const std::uint8_t*>(input.data()),
-                                  input.size());
+  std::span<const std::uint8_t> s(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
   auto r = decode(s);
   input.remove_prefix(input.size() - s.size());
   return r;
 }
 
-boost::system::result<std::optional<packet>> decoder::decode(
-    std::span<const std::uint8_t>& input) {
+boost::system::result<std::optional<packet>> decoder::decode(std::span<const std::uint8_t>& input) {
   // One result object, filled in place and returned by NRVO: a decoded
   // packet is never moved between here and the caller.
   boost::system::result<std::optional<packet>> res{boost::system::in_place_value};
@@ -553,15 +622,12 @@ boost::system::result<std::optional<packet>> decoder::decode(
   return res;
 }
 
-error_code decoder::parse(std::uint8_t first, const std::uint8_t* body, std::size_t len,
-                          std::optional<packet>& out) {
+error_code decoder::parse(std::uint8_t first, const std::uint8_t* body, std::size_t len, std::optional<packet>& out) {
   reader r{body, body + len};
   const std::uint8_t type = first >> 4;
   const std::uint8_t flags = first & 0x0F;
   const bool v5 = is_v5(version_);
-  auto make = [&out]<class T>(std::in_place_type_t<T> t) -> T& {
-    return std::get<T>(out.emplace(t));
-  };
+  auto make = [&out]<class T>(std::in_place_type_t<T> t) -> T& { return std::get<T>(out.emplace(t)); };
   switch (type) {
     case 1:
       return parse_connect(r, make(std::in_place_type<connect>), version_, options_);
@@ -594,8 +660,7 @@ error_code decoder::parse(std::uint8_t first, const std::uint8_t* body, std::siz
       out.emplace(pingresp{});
       return {};
     case 14:
-      return parse_reason_and_props(r, make(std::in_place_type<disconnect>), v5, c_disconnect,
-                                    options_);
+      return parse_reason_and_props(r, make(std::in_place_type<disconnect>), v5, c_disconnect, options_);
     case 15:
       if (!v5) return errc::invalid_packet_type;
       return parse_reason_and_props(r, make(std::in_place_type<auth>), v5, c_auth, options_);
@@ -604,8 +669,7 @@ error_code decoder::parse(std::uint8_t first, const std::uint8_t* body, std::siz
   }
 }
 
-boost::system::result<packet> decode_one(std::string_view bytes, protocol_version version,
-                                         decoder_options options) {
+boost::system::result<packet> decode_one(std::string_view bytes, protocol_version version, decoder_options options) {
   decoder d(options, version);
   auto r = d.decode(bytes);
   if (!r) return r.error();
@@ -640,16 +704,28 @@ bool props_empty(const properties& p) noexcept {
 void put_properties(std::string& out, const properties& p) {
   std::string body;
   auto byte = [&](std::uint8_t id, const std::optional<std::uint8_t>& v) {
-    if (v) { put_u8(body, id); put_u8(body, *v); }
+    if (v) {
+      put_u8(body, id);
+      put_u8(body, *v);
+    }
   };
   auto u16 = [&](std::uint8_t id, const std::optional<std::uint16_t>& v) {
-    if (v) { put_u8(body, id); put_u16(body, *v); }
+    if (v) {
+      put_u8(body, id);
+      put_u16(body, *v);
+    }
   };
   auto u32 = [&](std::uint8_t id, const std::optional<std::uint32_t>& v) {
-    if (v) { put_u8(body, id); put_u32(body, *v); }
+    if (v) {
+      put_u8(body, id);
+      put_u32(body, *v);
+    }
   };
   auto str = [&](std::uint8_t id, const std::optional<std::string>& v) {
-    if (v) { put_u8(body, id); put_str(body, *v); }
+    if (v) {
+      put_u8(body, id);
+      put_str(body, *v);
+    }
   };
   byte(0x01, p.payload_format_indicator);
   u32(0x02, p.message_expiry_interval);
@@ -795,10 +871,8 @@ void encode_unsubscribe(const unsubscribe& u, protocol_version version, std::str
 }
 
 template <class P>
-void encode_reason_and_props(std::uint8_t first, const P& p, protocol_version version,
-                             std::string& out) {
-  if (version != protocol_version::v5 ||
-      (p.reason_code == reason_code::success && props_empty(p.props))) {
+void encode_reason_and_props(std::uint8_t first, const P& p, protocol_version version, std::string& out) {
+  if (version != protocol_version::v5 || (p.reason_code == reason_code::success && props_empty(p.props))) {
     const char b[2] = {static_cast<char>(first), 0};
     out.append(b, 2);
     return;

@@ -38,8 +38,7 @@ struct decoder_options {
 // Errors are sticky: after one, `decode` keeps returning it.
 class decoder {
  public:
-  explicit decoder(decoder_options options = {},
-                   std::optional<protocol_version> version = std::nullopt) noexcept;
+  explicit decoder(decoder_options options = {}, std::optional<protocol_version> version = std::nullopt) noexcept;
 
   // The next packet; std::nullopt when `input` ran out before a whole packet
   // (the partial bytes are kept); or the broken rule.
@@ -57,8 +56,8 @@ class decoder {
   bool has_partial() const noexcept { return !buffer_.empty() || header_len_ != 0; }
 
  private:
-  boost::system::error_code parse(std::uint8_t first, const std::uint8_t* body,
-                                  std::size_t len, std::optional<packet>& out);
+  boost::system::error_code parse(std::uint8_t first, const std::uint8_t* body, std::size_t len,
+                                  std::optional<packet>& out);
 
   decoder_options options_;
   std::optional<protocol_version> version_;
@@ -68,7 +67,7 @@ class decoder {
   std::size_t header_len_ = 0;
   std::uint32_t remaining_ = 0;  // body length, valid once header complete
   bool header_done_ = false;
-  std::string buffer_;           // partial body
+  std::string buffer_;  // partial body
 };
 
 // Parses exactly one packet from `bytes`, which must hold it whole (tests,

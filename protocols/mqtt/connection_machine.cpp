@@ -36,7 +36,14 @@ constexpr std::uint32_t unlimited_packet_size = 268'435'460;
 
 bool valid_for_puback(reason_code rc) noexcept {
   switch (static_cast<std::uint8_t>(rc)) {
-    case 0x00: case 0x10: case 0x80: case 0x83: case 0x87: case 0x90: case 0x91: case 0x97:
+    case 0x00:
+    case 0x10:
+    case 0x80:
+    case 0x83:
+    case 0x87:
+    case 0x90:
+    case 0x91:
+    case 0x97:
     case 0x99:
       return true;
     default:
@@ -83,9 +90,7 @@ std::optional<clock::time_point> connection_machine::next_deadline() const noexc
 // ---- input ----
 
 void connection_machine::on_bytes(std::string_view bytes, clock::time_point now) {
-  on_bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                         bytes.size()),
-           now);
+  on_bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), now);
 }
 
 void connection_machine::on_bytes(std::span<const std::uint8_t> bytes, clock::time_point now) {
@@ -122,9 +127,8 @@ void connection_machine::process(std::span<const std::uint8_t>& input) {
 
 void connection_machine::process_pending() {
   if (pending_offset_ >= pending_input_.size() || !can_decode()) return;
-  std::span<const std::uint8_t> s(
-      reinterpret_cast<const std::uint8_t*>(pending_input_.data()) + pending_offset_,
-      pending_input_.size() - pending_offset_);
+  std::span<const std::uint8_t> s(reinterpret_cast<const std::uint8_t*>(pending_input_.data()) + pending_offset_,
+                                  pending_input_.size() - pending_offset_);
   process(s);
   pending_offset_ = pending_input_.size() - s.size();
   if (s.empty() || state_ == state::closed) {
@@ -232,8 +236,7 @@ void connection_machine::handle_connect(connect&& c) {
       fail(ec);
       return;
     }
-    if (c.will->props.payload_format_indicator == std::uint8_t{1} &&
-        !is_valid_mqtt_utf8(c.will->payload)) {
+    if (c.will->props.payload_format_indicator == std::uint8_t{1} && !is_valid_mqtt_utf8(c.will->payload)) {
       fail(errc::payload_format_invalid);
       return;
     }
@@ -262,8 +265,7 @@ void connection_machine::accept_connect(connect_decision decision) {
   ack.reason_code = reason_code::success;
   ack.session_present = decision.session_present && !clean_start_;
   if (client_id_.empty()) {
-    client_id_ = decision.assigned_client_id.empty() ? fallback_client_id()
-                                                     : std::move(decision.assigned_client_id);
+    client_id_ = decision.assigned_client_id.empty() ? fallback_client_id() : std::move(decision.assigned_client_id);
     client_id_assigned_ = true;
   }
   // Keep Alive: the client's, capped by max_keep_alive (0 = "never" is
@@ -328,14 +330,12 @@ void connection_machine::reject_connect(connect_decision decision) {
 
 // ---- PUBLISH ----
 
-std::vector<connection_machine::qos2_id>::iterator connection_machine::find_qos2(
-    std::uint16_t packet_id) noexcept {
+std::vector<connection_machine::qos2_id>::iterator connection_machine::find_qos2(std::uint16_t packet_id) noexcept {
   return std::lower_bound(qos2_ids_.begin(), qos2_ids_.end(), packet_id,
                           [](const qos2_id& e, std::uint16_t id) { return e.packet_id < id; });
 }
 
-void connection_machine::push_done_ack(std::uint16_t packet_id, mqtt::qos q,
-                                       mqtt::reason_code rc) {
+void connection_machine::push_done_ack(std::uint16_t packet_id, mqtt::qos q, mqtt::reason_code rc) {
   acks_.push_back(ack_entry{next_token_++, packet_id, q, true, false, rc, std::nullopt});
 }
 
@@ -372,15 +372,13 @@ void connection_machine::handle_publish(publish&& p) {
   const topic_limits limits{options_.max_topic_length, options_.max_topic_levels};
   if (validate_topic_name(p.topic, limits)) {
     refuse = reason_code::topic_name_invalid;
-  } else if (is_v5 && p.props.payload_format_indicator == std::uint8_t{1} &&
-             !is_valid_mqtt_utf8(p.payload)) {
+  } else if (is_v5 && p.props.payload_format_indicator == std::uint8_t{1} && !is_valid_mqtt_utf8(p.payload)) {
     refuse = reason_code::payload_format_invalid;
   }
 
   if (p.qos == qos::at_most_once) {
     if (refuse != reason_code::success) {
-      fail(refuse == reason_code::topic_name_invalid ? errc::topic_name_invalid
-                                                     : errc::payload_format_invalid);
+      fail(refuse == reason_code::topic_name_invalid ? errc::topic_name_invalid : errc::payload_format_invalid);
       return;
     }
     emit_publish(next_token_++, std::move(p));
@@ -408,18 +406,17 @@ void connection_machine::handle_publish(publish&& p) {
   }
 
   if (v5() ? inflight_ >= effective_receive_maximum()
-            // 3.1.1 has no Receive Maximum: reading pauses while the sink
-            // window is full (can_decode), so only QoS 2 packet ids held
-            // for PUBREL, which only the client frees, are capped here.
-            : p.qos == qos::exactly_once && qos2_ids_.size() >= effective_receive_maximum()) {
+           // 3.1.1 has no Receive Maximum: reading pauses while the sink
+           // window is full (can_decode), so only QoS 2 packet ids held
+           // for PUBREL, which only the client frees, are capped here.
+           : p.qos == qos::exactly_once && qos2_ids_.size() >= effective_receive_maximum()) {
     fail(errc::receive_maximum_exceeded);
     return;
   }
 
   if (refuse != reason_code::success) {
     if (!is_v5) {
-      fail(refuse == reason_code::topic_name_invalid ? errc::topic_name_invalid
-                                                     : errc::payload_format_invalid);
+      fail(refuse == reason_code::topic_name_invalid ? errc::topic_name_invalid : errc::payload_format_invalid);
       return;
     }
     ++inflight_;
@@ -433,8 +430,7 @@ void connection_machine::handle_publish(publish&& p) {
 
   ++inflight_;
   const publish_token token = next_token_++;
-  acks_.push_back(
-      ack_entry{token, p.packet_id, p.qos, false, true, reason_code::success, std::nullopt});
+  acks_.push_back(ack_entry{token, p.packet_id, p.qos, false, true, reason_code::success, std::nullopt});
   if (p.qos == qos::exactly_once) {
     qos2_ids_.insert(find_qos2(p.packet_id), qos2_id{p.packet_id, false, true});
   }
@@ -467,9 +463,8 @@ void connection_machine::complete_publish(publish_token token, publish_outcome o
       break;
     case publish_outcome::kind::denied:
     case publish_outcome::kind::no_matching_route: {
-      const reason_code code = outcome.what == publish_outcome::kind::denied
-                                   ? reason_code::not_authorized
-                                   : reason_code::topic_name_invalid;
+      const reason_code code =
+          outcome.what == publish_outcome::kind::denied ? reason_code::not_authorized : reason_code::topic_name_invalid;
       if (is_v5) {
         rc = code;
       } else if (!options_.deny_drops_silently) {
@@ -487,8 +482,7 @@ void connection_machine::complete_publish(publish_token token, publish_outcome o
       }
       if (!valid_for_puback(rc)) {
         if (valid_for_disconnect(rc)) {  // e.g. 0x95 Packet too large
-          send_limited(disconnect{rc, properties{.reason_string = std::move(outcome.reason_string)}},
-                       false);
+          send_limited(disconnect{rc, properties{.reason_string = std::move(outcome.reason_string)}}, false);
           finish(rc, {}, false, true);
           return;
         }
@@ -551,10 +545,7 @@ void connection_machine::handle_pubrel(const pubrel& p) {
     send_limited(pubcomp{p.packet_id, reason_code::success, {}}, true);
     return;
   }
-  send_limited(pubcomp{p.packet_id,
-                       v5() ? reason_code::packet_identifier_not_found : reason_code::success,
-                       {}},
-               true);
+  send_limited(pubcomp{p.packet_id, v5() ? reason_code::packet_identifier_not_found : reason_code::success, {}}, true);
 }
 
 // ---- SUBSCRIBE / UNSUBSCRIBE: validated, then refused (ingest only) ----
@@ -591,9 +582,8 @@ void connection_machine::handle_unsubscribe(const unsubscribe& u) {
     const topic_limits limits{options_.max_topic_length, options_.max_topic_levels};
     ack.reason_codes.reserve(u.topic_filters.size());
     for (const auto& f : u.topic_filters) {
-      ack.reason_codes.push_back(validate_topic_filter(f, limits)
-                                     ? reason_code::topic_filter_invalid
-                                     : reason_code::no_subscription_existed);
+      ack.reason_codes.push_back(validate_topic_filter(f, limits) ? reason_code::topic_filter_invalid
+                                                                  : reason_code::no_subscription_existed);
     }
   }
   send_limited(std::move(ack), true);
@@ -621,10 +611,8 @@ void connection_machine::handle_disconnect(const disconnect& d) {
   finish(reason_code::normal_disconnection, {}, true, false);
 }
 
-void connection_machine::server_disconnect(reason_code rc,
-                                           std::optional<std::string> server_reference,
-                                           std::optional<std::string> reason_string,
-                                           bool publish_will) {
+void connection_machine::server_disconnect(reason_code rc, std::optional<std::string> server_reference,
+                                           std::optional<std::string> reason_string, bool publish_will) {
   if (state_ == state::closed) return;
   if (state_ == state::connected) {
     if (v5()) {
@@ -664,8 +652,7 @@ void connection_machine::fail(error_code ec) {
       ack.props.reason_string = ec.message();
       send_limited(std::move(ack), false);
     } else if (version == protocol_version::v311 &&
-               (rc == reason_code::unsupported_protocol_version ||
-                rc == reason_code::client_identifier_not_valid)) {
+               (rc == reason_code::unsupported_protocol_version || rc == reason_code::client_identifier_not_valid)) {
       send_limited(connack{false, rc, {}}, false);
     }
     finish(rc, ec, false, false);
@@ -688,8 +675,7 @@ bool connection_machine::send_limited(P&& p, bool strip_if_no_problem_info) {
   if (p.props.reason_string && !is_valid_mqtt_utf8(*p.props.reason_string)) {
     p.props.reason_string.reset();
   }
-  if (version == protocol_version::v5 && strip_if_no_problem_info &&
-      !request_problem_information_) {
+  if (version == protocol_version::v5 && strip_if_no_problem_info && !request_problem_information_) {
     p.props.reason_string.reset();
     p.props.user_properties.clear();
   }
@@ -718,16 +704,14 @@ bool connection_machine::send_limited(P&& p, bool strip_if_no_problem_info) {
   return false;
 }
 
-void connection_machine::finish(reason_code rc, error_code ec, bool client_initiated,
-                                bool publish_will) {
+void connection_machine::finish(reason_code rc, error_code ec, bool client_initiated, bool publish_will) {
   const bool was_connected = state_ == state::connected;
   state_ = state::closed;
   flush_output();
   if (publish_will && was_connected && will_) {
     std::chrono::seconds delay{0};
     if (v5()) {
-      delay = std::chrono::seconds(
-          std::min(will_->props.will_delay_interval.value_or(0), session_expiry_));
+      delay = std::chrono::seconds(std::min(will_->props.will_delay_interval.value_or(0), session_expiry_));
     }
     events_.emplace_back(will_requested{client_id_, std::move(*will_), delay});
   }

@@ -41,7 +41,7 @@
 namespace wharf::config {
 struct mqtt_limits;
 struct mqtt_config;
-}
+}  // namespace wharf::config
 
 namespace wharf::mqtt {
 
@@ -56,8 +56,8 @@ struct connection_options {
   std::uint16_t max_keep_alive = 3600;       // seconds; caps the client's
   std::uint32_t max_topic_length = 1024;     // bytes
   std::uint32_t max_topic_levels = 32;
-  std::uint32_t max_client_id_length = 128;  // bytes
-  std::uint32_t max_user_properties = 32;    // per property list
+  std::uint32_t max_client_id_length = 128;          // bytes
+  std::uint32_t max_user_properties = 32;            // per property list
   std::chrono::milliseconds connect_timeout{10000};  // socket open -> CONNECT
   // 3.1.1 has no negative PUBACK: a denied (or unroutable) QoS>0 PUBLISH is
   // acknowledged and dropped when true, else the connection is closed.
@@ -84,10 +84,10 @@ struct connect_decision {
   // Required when `connect_requested::client_id_assignment_needed`; the
   // machine falls back to "wharf-<n>" if left empty.
   std::string assigned_client_id{};
-  std::optional<std::uint16_t> server_keep_alive{};       // overrides the cap
+  std::optional<std::uint16_t> server_keep_alive{};        // overrides the cap
   std::optional<std::uint32_t> session_expiry_interval{};  // 5.0: if capped
   std::optional<std::string> reason_string{};
-  std::optional<std::string> server_reference{};    // with 0x9C / 0x9D
+  std::optional<std::string> server_reference{};  // with 0x9C / 0x9D
   std::optional<std::string> response_information{};
   std::vector<user_property> user_properties{};
   // Resumed session: QoS 2 packet ids still awaiting PUBREL (from the
@@ -106,19 +106,13 @@ struct publish_outcome {
   };
   kind what = kind::stored;
   mqtt::reason_code reason_code = reason_code::unspecified_error;  // failed_permanent
-  std::optional<std::string> reason_string{};  // 5.0, dropped if too large
+  std::optional<std::string> reason_string{};                      // 5.0, dropped if too large
 
   static publish_outcome stored() { return {}; }
   static publish_outcome denied() { return {kind::denied, reason_code::not_authorized, {}}; }
-  static publish_outcome no_matching_route() {
-    return {kind::no_matching_route, reason_code::topic_name_invalid, {}};
-  }
-  static publish_outcome failed_permanent(mqtt::reason_code rc) {
-    return {kind::failed_permanent, rc, {}};
-  }
-  static publish_outcome failed_retryable() {
-    return {kind::failed_retryable, reason_code::server_busy, {}};
-  }
+  static publish_outcome no_matching_route() { return {kind::no_matching_route, reason_code::topic_name_invalid, {}}; }
+  static publish_outcome failed_permanent(mqtt::reason_code rc) { return {kind::failed_permanent, rc, {}}; }
+  static publish_outcome failed_retryable() { return {kind::failed_retryable, reason_code::server_busy, {}}; }
 };
 
 // ---- events the machine emits ----
@@ -147,7 +141,7 @@ struct publish_requested {
   bool dup = false;
   std::uint16_t packet_id = 0;
   properties props{};  // user properties, content type, payload format,
-                     // message expiry, response topic, correlation data
+                       // message expiry, response topic, correlation data
 };
 
 // The connection ended abnormally while a Will was stored: publish it after
@@ -175,12 +169,12 @@ struct qos2_released {  // PUBCOMP sent; id free
 // Close the socket (after writing every `send` before it). Always last.
 struct close_event {
   mqtt::reason_code reason_code = reason_code::normal_disconnection;  // sent or implied
-  boost::system::error_code error{};  // the rule broken, if any (for logs)
-  bool client_initiated = false;    // client DISCONNECT or socket closed
+  boost::system::error_code error{};                                  // the rule broken, if any (for logs)
+  bool client_initiated = false;                                      // client DISCONNECT or socket closed
 };
 
-using event = std::variant<send_event, connect_requested, publish_requested, will_requested,
-                           session_expiry_update, qos2_held, qos2_released, close_event>;
+using event = std::variant<send_event, connect_requested, publish_requested, will_requested, session_expiry_update,
+                           qos2_held, qos2_released, close_event>;
 
 class connection_machine {
  public:
@@ -198,8 +192,7 @@ class connection_machine {
   // with a server reference (drain), 0x89 busy ... 5.0 gets a DISCONNECT
   // (or CONNACK if not yet accepted, when the code is allowed there).
   void server_disconnect(mqtt::reason_code rc, std::optional<std::string> server_reference = {},
-                         std::optional<std::string> reason_string = {},
-                         bool publish_will = true);
+                         std::optional<std::string> reason_string = {}, bool publish_will = true);
   void on_socket_closed();
 
   // ---- outputs ----
@@ -259,8 +252,7 @@ class connection_machine {
   // Appends `p` unless it exceeds the client's Maximum Packet Size even
   // without its optional properties; false when it was not sent.
   bool send_limited(P&& p, bool strip_if_no_problem_info);
-  void finish(mqtt::reason_code rc, boost::system::error_code ec, bool client_initiated,
-              bool publish_will);
+  void finish(mqtt::reason_code rc, boost::system::error_code ec, bool client_initiated, bool publish_will);
   void flush_output();
   std::vector<qos2_id>::iterator find_qos2(std::uint16_t packet_id) noexcept;
   std::uint16_t effective_receive_maximum() const noexcept;
@@ -272,9 +264,9 @@ class connection_machine {
   clock::time_point opened_at_;
   clock::time_point last_received_;  // last complete packet
   clock::time_point input_time_;     // time of the latest on_bytes
-  std::string pending_input_;  // undecoded bytes while paused
+  std::string pending_input_;        // undecoded bytes while paused
   std::size_t pending_offset_ = 0;
-  std::string out_;            // bytes of the current call
+  std::string out_;  // bytes of the current call
   std::vector<event> events_;
 
   std::string client_id_;

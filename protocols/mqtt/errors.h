@@ -30,16 +30,16 @@ enum class errc {
   invalid_property,              // unknown identifier, or not allowed here
   invalid_subscription_options,  // reserved bits, retain handling 3
   // -> 0x82 Protocol Error
-  protocol_error,                // generic
-  duplicate_property,            // a property that may appear once, twice
-  invalid_property_value,        // e.g. Receive Maximum 0, bool not 0/1
-  packet_identifier_zero,        // QoS>0 PUBLISH, SUBSCRIBE, PUBREL, ... id 0
-  empty_subscription_list,       // SUBSCRIBE / UNSUBSCRIBE without entries
-  first_packet_not_connect,      // any packet before CONNECT
-  second_connect,                // CONNECT after CONNECT
-  unexpected_packet,             // server-only packet (CONNACK, SUBACK, ...)
-                                 // or AUTH without enhanced authentication
-  session_expiry_invalid,        // DISCONNECT sets expiry after CONNECT had 0
+  protocol_error,                       // generic
+  duplicate_property,                   // a property that may appear once, twice
+  invalid_property_value,               // e.g. Receive Maximum 0, bool not 0/1
+  packet_identifier_zero,               // QoS>0 PUBLISH, SUBSCRIBE, PUBREL, ... id 0
+  empty_subscription_list,              // SUBSCRIBE / UNSUBSCRIBE without entries
+  first_packet_not_connect,             // any packet before CONNECT
+  second_connect,                       // CONNECT after CONNECT
+  unexpected_packet,                    // server-only packet (CONNACK, SUBACK, ...)
+                                        // or AUTH without enhanced authentication
+  session_expiry_invalid,               // DISCONNECT sets expiry after CONNECT had 0
   subscription_identifier_from_client,  // PUBLISH from a client with one
   // -> 0x84 Unsupported Protocol Version (3.1.1: CONNACK 0x01)
   unsupported_protocol_version,  // protocol level other than 4 or 5
@@ -53,11 +53,11 @@ enum class errc {
   // -> 0x8F Topic Filter invalid
   topic_filter_invalid,
   // -> 0x90 Topic Name invalid
-  topic_name_invalid,            // empty, wildcard, too long, too many levels
+  topic_name_invalid,  // empty, wildcard, too long, too many levels
   // -> 0x93 Receive Maximum exceeded
   receive_maximum_exceeded,
   // -> 0x94 Topic Alias invalid
-  topic_alias_invalid,           // 0, above our maximum, or unknown
+  topic_alias_invalid,  // 0, above our maximum, or unknown
   // -> 0x95 Packet too large
   packet_too_large,
   // -> 0x99 Payload format invalid
@@ -70,9 +70,7 @@ enum class errc {
 
 const boost::system::error_category& mqtt_category() noexcept;
 
-inline boost::system::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), mqtt_category()};
-}
+inline boost::system::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), mqtt_category()}; }
 
 // The MQTT 5.0 reason code for an error (table in docs/mqtt.md).
 reason_code to_reason_code(errc e) noexcept;
@@ -85,7 +83,5 @@ template <>
 struct boost::system::is_error_code_enum<wharf::mqtt::errc> : std::true_type {};
 
 namespace wharf::mqtt {
-inline std::error_code make_std_error_code(errc e) noexcept {
-  return static_cast<std::error_code>(make_error_code(e));
-}
+inline std::error_code make_std_error_code(errc e) noexcept { return static_cast<std::error_code>(make_error_code(e)); }
 }  // namespace wharf::mqtt

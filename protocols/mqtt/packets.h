@@ -70,7 +70,7 @@ struct will_message {
 
 struct connect {
   protocol_version version = protocol_version::v5;
-  bool clean_start = true;  // 3.1.1: Clean Session
+  bool clean_start = true;       // 3.1.1: Clean Session
   std::uint16_t keep_alive = 0;  // seconds
   std::string client_id{};
   std::optional<will_message> will{};
@@ -185,13 +185,10 @@ struct auth {  // 5.0 only
 };
 
 // Alternative index == MQTT control packet type - 1.
-using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, pubcomp,
-                            subscribe, suback, unsubscribe, unsuback, pingreq, pingresp,
-                            disconnect, auth>;
+using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe, suback, unsubscribe,
+                            unsuback, pingreq, pingresp, disconnect, auth>;
 
 // The MQTT control packet type (1 = CONNECT ... 15 = AUTH).
-inline std::uint8_t packet_type(const packet& p) noexcept {
-  return static_cast<std::uint8_t>(p.index() + 1);
-}
+inline std::uint8_t packet_type(const packet& p) noexcept { return static_cast<std::uint8_t>(p.index() + 1); }
 
 }  // namespace wharf::mqtt

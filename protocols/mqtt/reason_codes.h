@@ -70,9 +70,7 @@ enum class connect_return_code : std::uint8_t {
 };
 
 // True for reason codes that report a failure (0x80 and above).
-constexpr bool is_failure(reason_code rc) noexcept {
-  return static_cast<std::uint8_t>(rc) >= 0x80;
-}
+constexpr bool is_failure(reason_code rc) noexcept { return static_cast<std::uint8_t>(rc) >= 0x80; }
 
 // The 3.1.1 CONNACK return code closest to a 5.0 CONNACK reason code
 // (0x84 -> 1, 0x85 -> 2, 0x88/0x89/0x9C/0x9D/0x9F -> 3, 0x86 -> 4,

@@ -47,8 +47,7 @@ std::size_t topic_level_count(std::string_view topic) noexcept {
   return 1 + static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/'));
 }
 
-boost::system::error_code validate_topic_name(std::string_view topic,
-                                              const topic_limits& limits) noexcept {
+boost::system::error_code validate_topic_name(std::string_view topic, const topic_limits& limits) noexcept {
   if (topic.empty() || topic.size() > limits.max_length) return errc::topic_name_invalid;
   std::size_t levels = 1;
   for (char ch : topic) {
@@ -84,10 +83,8 @@ bool is_shared_subscription(std::string_view filter) noexcept {
   return filter.substr(0, share_prefix.size()) == share_prefix;
 }
 
-boost::system::error_code validate_topic_filter(std::string_view filter,
-                                                const topic_limits& limits) noexcept {
-  if (filter.empty() || filter.size() > limits.max_length ||
-      topic_level_count(filter) > limits.max_levels) {
+boost::system::error_code validate_topic_filter(std::string_view filter, const topic_limits& limits) noexcept {
+  if (filter.empty() || filter.size() > limits.max_length || topic_level_count(filter) > limits.max_levels) {
     return errc::topic_filter_invalid;
   }
   if (is_shared_subscription(filter)) {
@@ -105,8 +102,7 @@ boost::system::error_code validate_topic_filter(std::string_view filter,
 }
 
 bool matches(std::string_view filter, std::string_view topic) noexcept {
-  if (!topic.empty() && topic.front() == '$' && !filter.empty() &&
-      (filter.front() == '+' || filter.front() == '#')) {
+  if (!topic.empty() && topic.front() == '$' && !filter.empty() && (filter.front() == '+' || filter.front() == '#')) {
     return false;
   }
   std::size_t fi = 0;

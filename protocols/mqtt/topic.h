@@ -24,15 +24,13 @@ std::size_t topic_level_count(std::string_view topic) noexcept;
 
 // A PUBLISH topic name: non-empty, no '+' or '#', within limits.
 // Returns {} or errc::topic_name_invalid.
-boost::system::error_code validate_topic_name(std::string_view topic,
-                                              const topic_limits& limits = {}) noexcept;
+boost::system::error_code validate_topic_name(std::string_view topic, const topic_limits& limits = {}) noexcept;
 
 // A SUBSCRIBE/ACL/route filter: non-empty; '+' alone in its level; '#' alone
 // in the last level; "$share/{name}/{filter}" shares need a non-empty name
 // without wildcards and a valid filter. Returns {} or
 // errc::topic_filter_invalid.
-boost::system::error_code validate_topic_filter(std::string_view filter,
-                                                const topic_limits& limits = {}) noexcept;
+boost::system::error_code validate_topic_filter(std::string_view filter, const topic_limits& limits = {}) noexcept;
 
 // "$share/name/filter" (syntax only).
 bool is_shared_subscription(std::string_view filter) noexcept;

@@ -8,8 +8,7 @@ namespace wharf::state {
 namespace {
 
 std::int64_t system_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -38,8 +37,7 @@ bool memory_session_store::expired(const session& s, std::int64_t now) const {
          s.disconnected_at + static_cast<std::int64_t>(s.expiry) * 1000 <= now;
 }
 
-std::optional<will_message> memory_session_store::mark_disconnected(session& s, std::int64_t now,
-                                                                    bool publish_will) {
+std::optional<will_message> memory_session_store::mark_disconnected(session& s, std::int64_t now, bool publish_will) {
   s.connected = false;
   s.disconnected_at = now;
   s.last_seen = now;
@@ -58,8 +56,8 @@ std::optional<will_message> memory_session_store::mark_disconnected(session& s, 
   return std::nullopt;
 }
 
-boost::system::error_code memory_session_store::check_epoch(const std::string& client_id,
-                                                            std::uint64_t epoch, session** out) {
+boost::system::error_code memory_session_store::check_epoch(const std::string& client_id, std::uint64_t epoch,
+                                                            session** out) {
   if (stopped_) return store_error::shutting_down;
   auto it = sessions_.find(client_id);
   if (it == sessions_.end() || it->second.epoch != epoch) {
@@ -70,8 +68,8 @@ boost::system::error_code memory_session_store::check_epoch(const std::string& c
   return {};
 }
 
-void memory_session_store::connect(std::string client_id, connect_params params,
-                                   boost::asio::any_io_executor ex, handler<connect_result> h) {
+void memory_session_store::connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,
+                                   handler<connect_result> h) {
   connect_result r;
   bool notify = false;
   {
@@ -166,8 +164,8 @@ void memory_session_store::qos2_release(std::string client_id, std::uint64_t epo
 }
 
 void memory_session_store::update_expiry(std::string client_id, std::uint64_t epoch,
-                                         std::uint32_t session_expiry_seconds,
-                                         boost::asio::any_io_executor ex, done_handler h) {
+                                         std::uint32_t session_expiry_seconds, boost::asio::any_io_executor ex,
+                                         done_handler h) {
   std::lock_guard lock(mutex_);
   session* s = nullptr;
   auto ec = check_epoch(client_id, epoch, &s);

@@ -23,22 +23,21 @@ class memory_session_store final : public session_store {
   // Milliseconds since the Unix epoch; tests pass a fake clock.
   using clock_fn = std::function<std::int64_t()>;
 
-  memory_session_store(std::string node_id, boost::asio::any_io_executor ex,
-                       prometheus::Registry& registry, clock_fn clock = {});
+  memory_session_store(std::string node_id, boost::asio::any_io_executor ex, prometheus::Registry& registry,
+                       clock_fn clock = {});
 
   void connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,
                handler<connect_result> h) override;
-  void disconnect(std::string client_id, std::uint64_t epoch, disconnect_params params,
-                  boost::asio::any_io_executor ex, handler<disconnect_result> h) override;
-  void qos2_hold(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
-                 boost::asio::any_io_executor ex, done_handler h) override;
+  void disconnect(std::string client_id, std::uint64_t epoch, disconnect_params params, boost::asio::any_io_executor ex,
+                  handler<disconnect_result> h) override;
+  void qos2_hold(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id, boost::asio::any_io_executor ex,
+                 done_handler h) override;
   void qos2_release(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
                     boost::asio::any_io_executor ex, handler<bool> h) override;
   void update_expiry(std::string client_id, std::uint64_t epoch, std::uint32_t session_expiry_seconds,
                      boost::asio::any_io_executor ex, done_handler h) override;
   void store_subscriptions(std::string client_id, std::uint64_t epoch, std::vector<subscription> add,
-                           std::vector<std::string> remove, boost::asio::any_io_executor ex,
-                           done_handler h) override;
+                           std::vector<std::string> remove, boost::asio::any_io_executor ex, done_handler h) override;
   void poll_due_wills(boost::asio::any_io_executor ex, handler<sweep_result> h) override;
   void on_takeover(boost::asio::any_io_executor ex, takeover_handler h) override;
   void shutdown(boost::asio::any_io_executor ex, done_handler h) override;
@@ -67,8 +66,7 @@ class memory_session_store final : public session_store {
   // Marks a connected session disconnected at `now` and schedules its will.
   // Returns a will that is due at once.
   std::optional<will_message> mark_disconnected(session& s, std::int64_t now, bool publish_will);
-  boost::system::error_code check_epoch(const std::string& client_id, std::uint64_t epoch,
-                                        session** out);
+  boost::system::error_code check_epoch(const std::string& client_id, std::uint64_t epoch, session** out);
 
   const std::string node_id_;
   boost::asio::any_io_executor executor_;

@@ -91,16 +91,30 @@ redis_reply copy_reply(const void* hiredis_reply) {
   const auto* r = static_cast<const redisReply*>(hiredis_reply);
   redis_reply out;
   switch (r->type) {
-    case REDIS_REPLY_STRING: out.type = redis_reply::kind::string; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STATUS: out.type = redis_reply::kind::status; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: out.type = redis_reply::kind::error; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: out.type = redis_reply::kind::integer; out.integer = r->integer; break;
+    case REDIS_REPLY_STRING:
+      out.type = redis_reply::kind::string;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = redis_reply::kind::status;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = redis_reply::kind::error;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = redis_reply::kind::integer;
+      out.integer = r->integer;
+      break;
     case REDIS_REPLY_ARRAY:
       out.type = redis_reply::kind::array;
       out.elements.reserve(r->elements);
       for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(copy_reply(r->element[i]));
       break;
-    default: out.type = redis_reply::kind::nil; break;
+    default:
+      out.type = redis_reply::kind::nil;
+      break;
   }
   return out;
 }
@@ -217,12 +231,10 @@ void redis_connection::on_connect(const redisAsyncContext* ac, int status) {
     boost::asio::post(self->strand_, [finish] { finish({}); });
     return;
   }
-  self->command({"AUTH", self->password_}, self->connect_timeout_,
-                [finish](boost::system::result<redis_reply> r) {
-                  if (!r) return finish(r.error());
-                  finish(r->is_error() ? boost::system::error_code(store_error::unavailable)
-                                       : boost::system::error_code{});
-                });
+  self->command({"AUTH", self->password_}, self->connect_timeout_, [finish](boost::system::result<redis_reply> r) {
+    if (!r) return finish(r.error());
+    finish(r->is_error() ? boost::system::error_code(store_error::unavailable) : boost::system::error_code{});
+  });
 }
 
 void redis_connection::on_disconnect(const redisAsyncContext* ac, int /*status*/) {
@@ -248,8 +260,7 @@ void redis_connection::on_reply(redisAsyncContext* ac, void* reply, void* privda
   boost::asio::post(self->strand_, [h = std::move(p->handler), r = std::move(r)]() mutable { h(std::move(r)); });
 }
 
-void redis_connection::command(std::vector<std::string> args, std::chrono::milliseconds timeout,
-                               reply_handler h) {
+void redis_connection::command(std::vector<std::string> args, std::chrono::milliseconds timeout, reply_handler h) {
   if (context_ == nullptr || !established_) {
     boost::asio::post(strand_, [h = std::move(h)] { h(store_error::unavailable); });
     return;
@@ -266,8 +277,8 @@ void redis_connection::command(std::vector<std::string> args, std::chrono::milli
     argvlen.push_back(a.size());
   }
   auto* holder = new std::shared_ptr<pending>(p);
-  if (redisAsyncCommandArgv(context_, &redis_connection::on_reply, holder, static_cast<int>(argv.size()),
-                            argv.data(), argvlen.data()) != REDIS_OK) {
+  if (redisAsyncCommandArgv(context_, &redis_connection::on_reply, holder, static_cast<int>(argv.size()), argv.data(),
+                            argvlen.data()) != REDIS_OK) {
     delete holder;
     p->done = true;
     boost::asio::post(strand_, [h = std::move(p->handler)] { h(store_error::unavailable); });
@@ -297,13 +308,14 @@ void redis_connection::on_message(redisAsyncContext* ac, void* reply, void* /*pr
       self->subscribed_ = nullptr;
     }
   } else if (kind == "message" && self->on_message_) {
-    boost::asio::post(self->strand_, [h = self->on_message_, channel = r.elements[1].str,
-                                      message = r.elements[2].str] { h(channel, message); });
+    boost::asio::post(self->strand_, [h = self->on_message_, channel = r.elements[1].str, message = r.elements[2].str] {
+      h(channel, message);
+    });
   }
 }
 
-void redis_connection::subscribe(std::string channel, std::chrono::milliseconds timeout,
-                                 ready_handler subscribed, message_handler on_message) {
+void redis_connection::subscribe(std::string channel, std::chrono::milliseconds timeout, ready_handler subscribed,
+                                 message_handler on_message) {
   if (context_ == nullptr || !established_) {
     boost::asio::post(strand_, [h = std::move(subscribed)] { h(store_error::unavailable); });
     return;

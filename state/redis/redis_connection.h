@@ -31,7 +31,7 @@ namespace wharf::state {
 struct redis_reply {
   enum class kind : std::uint8_t { nil, status, error, integer, string, array };
   kind type = kind::nil;
-  std::string str;          // status, error, string
+  std::string str;  // status, error, string
   long long integer = 0;
   std::vector<redis_reply> elements;
 

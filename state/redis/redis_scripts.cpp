@@ -290,9 +290,9 @@ script make(const std::string& prefix, const char* body) {
 }  // namespace
 
 script_set make_scripts(const std::string& prefix) {
-  return {make(prefix, connect_body),       make(prefix, disconnect_body), make(prefix, qos2_hold_body),
-          make(prefix, qos2_release_body),  make(prefix, update_expiry_body), make(prefix, subscriptions_body),
-          make(prefix, sweep_body),         make(prefix, shutdown_body),   make(prefix, start_body)};
+  return {make(prefix, connect_body),      make(prefix, disconnect_body),    make(prefix, qos2_hold_body),
+          make(prefix, qos2_release_body), make(prefix, update_expiry_body), make(prefix, subscriptions_body),
+          make(prefix, sweep_body),        make(prefix, shutdown_body),      make(prefix, start_body)};
 }
 
 }  // namespace wharf::state::scripts

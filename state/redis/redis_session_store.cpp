@@ -70,8 +70,10 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
         retry_timer_(strand_),
         heartbeat_timer_(strand_),
         takeover_executor_(io.get_executor()) {
-    if (!cfg_.password.empty()) password_ = cfg_.password;
-    else password_ = target_.password;
+    if (!cfg_.password.empty())
+      password_ = cfg_.password;
+    else
+      password_ = target_.password;
   }
 
   void start() {
@@ -144,10 +146,12 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     auto outstanding = std::make_shared<std::size_t>(n);
     auto failed = std::make_shared<boost::system::error_code>();
     auto conn = main_;
-    auto on_reply = [self = shared_from_this(), c, results, outstanding, failed](
-                        std::size_t i, boost::system::result<redis_reply> r) {
-      if (r) (*results)[i] = std::move(*r);
-      else if (!*failed) *failed = r.error();
+    auto on_reply = [self = shared_from_this(), c, results, outstanding, failed](std::size_t i,
+                                                                                 boost::system::result<redis_reply> r) {
+      if (r)
+        (*results)[i] = std::move(*r);
+      else if (!*failed)
+        *failed = r.error();
       if (--*outstanding != 0) return;
       if (*failed) {
         self->metrics_.error(*failed == store_error::timeout ? "timeout" : "connection");
@@ -157,9 +161,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     };
     for (std::size_t i = 0; i < c->commands.size(); ++i) {
       ++commands_sent_;
-      conn->command(c->commands[i], remaining, [on_reply, i](boost::system::result<redis_reply> r) {
-        on_reply(i, std::move(r));
-      });
+      conn->command(c->commands[i], remaining,
+                    [on_reply, i](boost::system::result<redis_reply> r) { on_reply(i, std::move(r)); });
     }
     if (c->wait) {
       join_wait(conn, [on_reply, i = n - 1](boost::system::result<redis_reply> r) { on_reply(i, std::move(r)); });
@@ -197,8 +200,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     ++commands_sent_;
     ++waits_sent_;
     b->conn->command({"WAIT", std::to_string(cfg_.wait_replicas), std::to_string(cfg_.wait_timeout.count())},
-                     cfg_.command_timeout,
-                     [self = shared_from_this(), b](boost::system::result<redis_reply> r) {
+                     cfg_.command_timeout, [self = shared_from_this(), b](boost::system::result<redis_reply> r) {
                        for (auto& w : b->waiters) w(r);
                        if (self->wait_inflight_ != b) return;
                        self->wait_inflight_.reset();
@@ -240,8 +242,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     c->commands.push_back(std::move(eval));
     const bool with_wait = wait && cfg_.wait_replicas > 0;
     c->wait = with_wait;
-    c->done = [self = shared_from_this(), c_raw = c.get(), &s, with_wait, done = std::move(done)](
-                  boost::system::result<replies> r) mutable {
+    c->done = [self = shared_from_this(), c_raw = c.get(), &s, with_wait,
+               done = std::move(done)](boost::system::result<replies> r) mutable {
       if (!r) return done(r.error());
       auto& rs = *r;
       if (rs[0].error_starts_with("NOSCRIPT")) {
@@ -290,8 +292,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
       drop_primary();
       return store_error::unavailable;
     }
-    if (e.error_starts_with("NOREPLICAS") || e.error_starts_with("LOADING") ||
-        e.error_starts_with("MASTERDOWN") || e.error_starts_with("BUSY")) {
+    if (e.error_starts_with("NOREPLICAS") || e.error_starts_with("LOADING") || e.error_starts_with("MASTERDOWN") ||
+        e.error_starts_with("BUSY")) {
       metrics_.error("unavailable");
       return store_error::unavailable;
     }
@@ -319,22 +321,22 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     const auto& ep = target_.endpoints[i];
     auto conn = redis_connection::create(strand_, "sentinel-query");
     ++commands_sent_;
-    conn->connect(ep.host, ep.port, std::string{}, cfg_.command_timeout,
-                  [self = shared_from_this(), conn, i, attempt](boost::system::error_code ec) {
-                    if (ec) return self->ask_sentinel(i + 1, attempt);
-                    conn->command({"SENTINEL", "get-master-addr-by-name", self->target_.master_name},
-                                  self->cfg_.command_timeout,
-                                  [self, conn, i, attempt](boost::system::result<redis_reply> r) {
-                                    conn->close();
-                                    if (attempt != self->attempt_) return;
-                                    if (!r || !is_array(*r, 2)) return self->ask_sentinel(i + 1, attempt);
-                                    redis_endpoint primary{r->elements[0].str,
-                                                           static_cast<std::uint16_t>(to_u64(r->elements[1]))};
-                                    self->ensure_sentinel_subscription(i);
-                                    self->connect_primary(primary);
-                                  });
-                  },
-                  [] {});
+    conn->connect(
+        ep.host, ep.port, std::string{}, cfg_.command_timeout,
+        [self = shared_from_this(), conn, i, attempt](boost::system::error_code ec) {
+          if (ec) return self->ask_sentinel(i + 1, attempt);
+          conn->command(
+              {"SENTINEL", "get-master-addr-by-name", self->target_.master_name}, self->cfg_.command_timeout,
+              [self, conn, i, attempt](boost::system::result<redis_reply> r) {
+                conn->close();
+                if (attempt != self->attempt_) return;
+                if (!r || !is_array(*r, 2)) return self->ask_sentinel(i + 1, attempt);
+                redis_endpoint primary{r->elements[0].str, static_cast<std::uint16_t>(to_u64(r->elements[1]))};
+                self->ensure_sentinel_subscription(i);
+                self->connect_primary(primary);
+              });
+        },
+        [] {});
   }
 
   void connect_primary(redis_endpoint ep) {
@@ -355,8 +357,10 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
             if (self->main_ != conn) return;
             if (!r || !is_array(*r, 1) || r->elements[0].str != "master") {
               // Sentinel has not caught up yet (or redis:// points at a replica).
-              if (r) spdlog::warn("redis: {}:{} is not a primary; retrying", ep.host, ep.port);
-              else spdlog::warn("redis: ROLE on {}:{} failed ({}); retrying", ep.host, ep.port, r.error().message());
+              if (r)
+                spdlog::warn("redis: {}:{} is not a primary; retrying", ep.host, ep.port);
+              else
+                spdlog::warn("redis: ROLE on {}:{} failed ({}); retrying", ep.host, ep.port, r.error().message());
               conn->close();
               self->main_.reset();
               return self->retry_later();
@@ -433,19 +437,19 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     auto drop = [self, conn] {
       if (self->sub_ == conn) self->sub_.reset();
     };
-    conn->connect(primary_->host, primary_->port, password_, cfg_.command_timeout,
-                  [self, conn, drop](boost::system::error_code ec) {
-                    if (self->sub_ != conn) return;
-                    if (ec) return drop();
-                    conn->subscribe(self->prefix_ + "node:" + self->node_id_, self->cfg_.command_timeout,
-                                    [drop](boost::system::error_code ec2) {
-                                      if (ec2) drop();
-                                    },
-                                    [self](const std::string&, const std::string& message) {
-                                      self->deliver_takeover(message);
-                                    });
-                  },
-                  drop);
+    conn->connect(
+        primary_->host, primary_->port, password_, cfg_.command_timeout,
+        [self, conn, drop](boost::system::error_code ec) {
+          if (self->sub_ != conn) return;
+          if (ec) return drop();
+          conn->subscribe(
+              self->prefix_ + "node:" + self->node_id_, self->cfg_.command_timeout,
+              [drop](boost::system::error_code ec2) {
+                if (ec2) drop();
+              },
+              [self](const std::string&, const std::string& message) { self->deliver_takeover(message); });
+        },
+        drop);
   }
 
   void deliver_takeover(const std::string& message) {
@@ -456,9 +460,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     std::string client_id = message.substr(space + 1);
     std::lock_guard lock(takeover_mutex_);
     if (!takeover_) return;
-    boost::asio::post(takeover_executor_, [h = takeover_, client_id = std::move(client_id), epoch] {
-      h(client_id, epoch);
-    });
+    boost::asio::post(takeover_executor_,
+                      [h = takeover_, client_id = std::move(client_id), epoch] { h(client_id, epoch); });
   }
 
   // +switch-master "<name> <old ip> <old port> <new ip> <new port>"
@@ -474,19 +477,19 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
       self->sentinel_sub_.reset();
       self->sentinel_index_ = i + 1;  // next time, ask another one
     };
-    conn->connect(ep.host, ep.port, std::string{}, cfg_.command_timeout,
-                  [self, conn, drop](boost::system::error_code ec) {
-                    if (self->sentinel_sub_ != conn) return;
-                    if (ec) return drop();
-                    conn->subscribe("+switch-master", self->cfg_.command_timeout,
-                                    [drop](boost::system::error_code ec2) {
-                                      if (ec2) drop();
-                                    },
-                                    [self](const std::string&, const std::string& message) {
-                                      self->on_switch_master(message);
-                                    });
-                  },
-                  drop);
+    conn->connect(
+        ep.host, ep.port, std::string{}, cfg_.command_timeout,
+        [self, conn, drop](boost::system::error_code ec) {
+          if (self->sentinel_sub_ != conn) return;
+          if (ec) return drop();
+          conn->subscribe(
+              "+switch-master", self->cfg_.command_timeout,
+              [drop](boost::system::error_code ec2) {
+                if (ec2) drop();
+              },
+              [self](const std::string&, const std::string& message) { self->on_switch_master(message); });
+        },
+        drop);
   }
 
   void on_switch_master(const std::string& message) {
@@ -533,8 +536,9 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
         if ((*r)[0].type == redis_reply::kind::nil && self->heartbeats_ok_ > 0) {
           // Our key had expired: other nodes may have taken this node for
           // dead and marked its sessions disconnected.
-          spdlog::warn("redis: this node's heartbeat had lapsed (longer than node_ttl without reaching Redis); "
-                       "other nodes may have treated its sessions as disconnected");
+          spdlog::warn(
+              "redis: this node's heartbeat had lapsed (longer than node_ttl without reaching Redis); "
+              "other nodes may have treated its sessions as disconnected");
           self->metrics_.error("heartbeat_lapsed");
         }
         ++self->heartbeats_ok_;
@@ -602,11 +606,10 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   takeover_handler takeover_;
 };
 
-redis_session_store::redis_session_store(const config::redis_config& cfg, redis_target target,
-                                         std::string node_id, boost::asio::io_context& io,
-                                         prometheus::Registry& registry, std::string key_prefix)
-    : impl_(std::make_shared<impl>(cfg, std::move(target), std::move(node_id), io, registry,
-                                   std::move(key_prefix))) {
+redis_session_store::redis_session_store(const config::redis_config& cfg, redis_target target, std::string node_id,
+                                         boost::asio::io_context& io, prometheus::Registry& registry,
+                                         std::string key_prefix)
+    : impl_(std::make_shared<impl>(cfg, std::move(target), std::move(node_id), io, registry, std::move(key_prefix))) {
   impl_->start();
 }
 
@@ -622,15 +625,11 @@ void redis_session_store::connect(std::string client_id, connect_params params, 
                                   handler<connect_result> h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), p = std::move(params),
                                      ex = std::move(ex), h = std::move(h)]() mutable {
-    std::vector<std::string> args{client_id,
-                                  p.node_id.empty() ? s->node_id_ : p.node_id,
-                                  p.connection_id,
-                                  p.clean_start ? "1" : "0",
-                                  std::to_string(p.session_expiry_seconds)};
+    std::vector<std::string> args{client_id, p.node_id.empty() ? s->node_id_ : p.node_id, p.connection_id,
+                                  p.clean_start ? "1" : "0", std::to_string(p.session_expiry_seconds)};
     if (p.will) {
       args.insert(args.end(), {"1", p.will->topic, p.will->payload, std::to_string(p.will->qos),
-                               p.will->retain ? "1" : "0", p.will->properties,
-                               std::to_string(p.will->delay_seconds)});
+                               p.will->retain ? "1" : "0", p.will->properties, std::to_string(p.will->delay_seconds)});
     } else {
       args.push_back("0");
     }
@@ -666,8 +665,8 @@ void redis_session_store::connect(std::string client_id, connect_params params, 
 
 void redis_session_store::disconnect(std::string client_id, std::uint64_t epoch, disconnect_params params,
                                      boost::asio::any_io_executor ex, handler<disconnect_result> h) {
-  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, params,
-                                     ex = std::move(ex), h = std::move(h)]() mutable {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, params, ex = std::move(ex),
+                                     h = std::move(h)]() mutable {
     s->run_script("disconnect", s->scripts_.disconnect,
                   {client_id, std::to_string(epoch), std::to_string(params.session_expiry_seconds),
                    params.will == will_handling::publish ? "1" : "0"},
@@ -682,11 +681,10 @@ void redis_session_store::disconnect(std::string client_id, std::uint64_t epoch,
 
 void redis_session_store::qos2_hold(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
                                     boost::asio::any_io_executor ex, done_handler h) {
-  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id,
-                                     ex = std::move(ex), h = std::move(h)]() mutable {
-    s->run_script("qos2_hold", s->scripts_.qos2_hold,
-                  {client_id, std::to_string(epoch), std::to_string(packet_id)}, true,
-                  [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id, ex = std::move(ex),
+                                     h = std::move(h)]() mutable {
+    s->run_script("qos2_hold", s->scripts_.qos2_hold, {client_id, std::to_string(epoch), std::to_string(packet_id)},
+                  true, [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     complete(ex, std::move(h), r ? boost::system::error_code{} : r.error());
                   });
   });
@@ -694,12 +692,14 @@ void redis_session_store::qos2_hold(std::string client_id, std::uint64_t epoch, 
 
 void redis_session_store::qos2_release(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
                                        boost::asio::any_io_executor ex, handler<bool> h) {
-  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id,
-                                     ex = std::move(ex), h = std::move(h)]() mutable {
+  boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, packet_id, ex = std::move(ex),
+                                     h = std::move(h)]() mutable {
     s->run_script("qos2_release", s->scripts_.qos2_release,
                   {client_id, std::to_string(epoch), std::to_string(packet_id)}, false,
                   [ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
-                    if (!r) return complete<bool>(ex, std::move(h), boost::system::result<bool>(boost::system::in_place_error, r.error()));
+                    if (!r)
+                      return complete<bool>(ex, std::move(h),
+                                            boost::system::result<bool>(boost::system::in_place_error, r.error()));
                     complete<bool>(ex, std::move(h), r->integer == 1);
                   });
   });
@@ -718,9 +718,9 @@ void redis_session_store::update_expiry(std::string client_id, std::uint64_t epo
   });
 }
 
-void redis_session_store::store_subscriptions(std::string client_id, std::uint64_t epoch,
-                                              std::vector<subscription> add, std::vector<std::string> remove,
-                                              boost::asio::any_io_executor ex, done_handler h) {
+void redis_session_store::store_subscriptions(std::string client_id, std::uint64_t epoch, std::vector<subscription> add,
+                                              std::vector<std::string> remove, boost::asio::any_io_executor ex,
+                                              done_handler h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, add = std::move(add),
                                      remove = std::move(remove), ex = std::move(ex), h = std::move(h)]() mutable {
     std::vector<std::string> args{client_id, std::to_string(epoch), std::to_string(remove.size())};
@@ -747,35 +747,35 @@ void redis_session_store::poll_due_wills(boost::asio::any_io_executor ex, handle
 // is never blocked for long; a poll runs up to 10 of them while there is more.
 void redis_session_store::impl::sweep_rounds(std::shared_ptr<sweep_result> acc, int round,
                                              boost::asio::any_io_executor ex, handler<sweep_result> h) {
-  run_script("sweep", scripts_.sweep, {node_id_, batch}, false,
-             [self = shared_from_this(), acc, round, ex, h = std::move(h)](
-                 boost::system::result<redis_reply> r) mutable {
-               if (!r && acc->wills.empty() && round == 0) {
-                 return complete<sweep_result>(ex, std::move(h), r.error());
-               }
-               bool more = false;
-               if (r && is_array(*r, 4)) {
-                 for (const auto& w : r->elements[0].elements) {
-                   if (!is_array(w, 7)) continue;
-                   redis_reply fields;
-                   fields.type = redis_reply::kind::array;
-                   fields.elements.assign(w.elements.begin() + 1, w.elements.end());
-                   if (auto will = will_from(fields)) acc->wills.push_back({w.elements[0].str, std::move(*will)});
-                 }
-                 const auto expired = static_cast<std::uint32_t>(to_u64(r->elements[1]));
-                 acc->expired_sessions += expired;
-                 acc->reaped_nodes += static_cast<std::uint32_t>(to_u64(r->elements[2]));
-                 if (expired) self->metrics_.session("expired", expired);
-                 more = to_u64(r->elements[3]) == 1;
-               } else if (r) {
-                 self->metrics_.error("reply");
-               }
-               // Claimed wills are handed over even if a later round failed.
-               if (more && round + 1 < 10 && !self->stopped_) {
-                 return self->sweep_rounds(std::move(acc), round + 1, std::move(ex), std::move(h));
-               }
-               complete<sweep_result>(ex, std::move(h), std::move(*acc));
-             });
+  run_script(
+      "sweep", scripts_.sweep, {node_id_, batch}, false,
+      [self = shared_from_this(), acc, round, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+        if (!r && acc->wills.empty() && round == 0) {
+          return complete<sweep_result>(ex, std::move(h), r.error());
+        }
+        bool more = false;
+        if (r && is_array(*r, 4)) {
+          for (const auto& w : r->elements[0].elements) {
+            if (!is_array(w, 7)) continue;
+            redis_reply fields;
+            fields.type = redis_reply::kind::array;
+            fields.elements.assign(w.elements.begin() + 1, w.elements.end());
+            if (auto will = will_from(fields)) acc->wills.push_back({w.elements[0].str, std::move(*will)});
+          }
+          const auto expired = static_cast<std::uint32_t>(to_u64(r->elements[1]));
+          acc->expired_sessions += expired;
+          acc->reaped_nodes += static_cast<std::uint32_t>(to_u64(r->elements[2]));
+          if (expired) self->metrics_.session("expired", expired);
+          more = to_u64(r->elements[3]) == 1;
+        } else if (r) {
+          self->metrics_.error("reply");
+        }
+        // Claimed wills are handed over even if a later round failed.
+        if (more && round + 1 < 10 && !self->stopped_) {
+          return self->sweep_rounds(std::move(acc), round + 1, std::move(ex), std::move(h));
+        }
+        complete<sweep_result>(ex, std::move(h), std::move(*acc));
+      });
 }
 
 void redis_session_store::on_takeover(boost::asio::any_io_executor ex, takeover_handler h) {

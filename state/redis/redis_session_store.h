@@ -35,23 +35,21 @@ class redis_session_store final : public session_store {
   // `key_prefix` starts every key and channel (docs/state.md); stores that
   // share a prefix share sessions. No quote or backslash in it.
   redis_session_store(const config::redis_config& cfg, redis_target target, std::string node_id,
-                      boost::asio::io_context& io, prometheus::Registry& registry,
-                      std::string key_prefix = "wharf:");
+                      boost::asio::io_context& io, prometheus::Registry& registry, std::string key_prefix = "wharf:");
   ~redis_session_store() override;
 
   void connect(std::string client_id, connect_params params, boost::asio::any_io_executor ex,
                handler<connect_result> h) override;
-  void disconnect(std::string client_id, std::uint64_t epoch, disconnect_params params,
-                  boost::asio::any_io_executor ex, handler<disconnect_result> h) override;
-  void qos2_hold(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
-                 boost::asio::any_io_executor ex, done_handler h) override;
+  void disconnect(std::string client_id, std::uint64_t epoch, disconnect_params params, boost::asio::any_io_executor ex,
+                  handler<disconnect_result> h) override;
+  void qos2_hold(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id, boost::asio::any_io_executor ex,
+                 done_handler h) override;
   void qos2_release(std::string client_id, std::uint64_t epoch, std::uint16_t packet_id,
                     boost::asio::any_io_executor ex, handler<bool> h) override;
   void update_expiry(std::string client_id, std::uint64_t epoch, std::uint32_t session_expiry_seconds,
                      boost::asio::any_io_executor ex, done_handler h) override;
   void store_subscriptions(std::string client_id, std::uint64_t epoch, std::vector<subscription> add,
-                           std::vector<std::string> remove, boost::asio::any_io_executor ex,
-                           done_handler h) override;
+                           std::vector<std::string> remove, boost::asio::any_io_executor ex, done_handler h) override;
   void poll_due_wills(boost::asio::any_io_executor ex, handler<sweep_result> h) override;
   void on_takeover(boost::asio::any_io_executor ex, takeover_handler h) override;
   void shutdown(boost::asio::any_io_executor ex, done_handler h) override;

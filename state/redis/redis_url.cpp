@@ -10,12 +10,18 @@ class url_category_impl final : public boost::system::error_category {
   const char* name() const noexcept override { return "wharf.redis_url"; }
   std::string message(int ev) const override {
     switch (static_cast<url_error>(ev)) {
-      case url_error::bad_scheme: return "scheme must be redis:// or sentinel://";
-      case url_error::missing_host: return "missing host";
-      case url_error::bad_port: return "port must be a number from 1 to 65535";
-      case url_error::missing_master: return "sentinel:// needs the master name as path (/mymaster)";
-      case url_error::unexpected_path: return "redis:// takes no path";
-      case url_error::several_hosts: return "redis:// takes one host; list several with sentinel://";
+      case url_error::bad_scheme:
+        return "scheme must be redis:// or sentinel://";
+      case url_error::missing_host:
+        return "missing host";
+      case url_error::bad_port:
+        return "port must be a number from 1 to 65535";
+      case url_error::missing_master:
+        return "sentinel:// needs the master name as path (/mymaster)";
+      case url_error::unexpected_path:
+        return "redis:// takes no path";
+      case url_error::several_hosts:
+        return "redis:// takes one host; list several with sentinel://";
     }
     return "bad Redis URL";
   }

@@ -27,12 +27,12 @@ struct redis_target {
 };
 
 enum class url_error {
-  bad_scheme = 1,     // not redis:// or sentinel://
+  bad_scheme = 1,  // not redis:// or sentinel://
   missing_host,
   bad_port,
-  missing_master,     // sentinel:// without /master
-  unexpected_path,    // redis:// with a path other than "" or "/" or "/0"
-  several_hosts,      // redis:// with a comma-separated list
+  missing_master,   // sentinel:// without /master
+  unexpected_path,  // redis:// with a path other than "" or "/" or "/0"
+  several_hosts,    // redis:// with a comma-separated list
 };
 
 boost::system::result<redis_target> parse_redis_url(std::string_view url);

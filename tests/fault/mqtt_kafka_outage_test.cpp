@@ -40,9 +40,9 @@ void expect_every_acknowledged_message_stored(resending_publisher& pub, const st
 
 TEST(MqttKafkaOutage, NoAckWhileAllBrokersAreDownAcksResumeAfterRestartAndNothingAcknowledgedIsLost) {
   scoped_topic topic("mqtt-fault-outage");
-  wharf_node node(node_options("  allow_anonymous: true\n  delivery_timeout: 10s\n  default_route: {kafka_topic: " +
-                                   topic.name + "}\n",
-                               "", "  delivery_timeout: 10s\n"));
+  wharf_node node(node_options(
+      "  allow_anonymous: true\n  delivery_timeout: 10s\n  default_route: {kafka_topic: " + topic.name + "}\n", "",
+      "  delivery_timeout: 10s\n"));
   std::string why;
   ASSERT_TRUE(node.wait_ready(30s, &why)) << why;
 
@@ -102,9 +102,9 @@ TEST(MqttNodeCrash, SigkillMidStreamThenRestartLosesNothingAcknowledged) {
 
 TEST(MqttKafkaBrokerKill, OneBrokerKilledMidStreamAcksContinueAndNothingAcknowledgedIsLost) {
   scoped_topic topic("mqtt-fault-broker-kill", 3);
-  wharf_node node(node_options("  allow_anonymous: true\n  delivery_timeout: 10s\n  default_route: {kafka_topic: " +
-                                   topic.name + "}\n",
-                               "", "  delivery_timeout: 10s\n"));
+  wharf_node node(node_options(
+      "  allow_anonymous: true\n  delivery_timeout: 10s\n  default_route: {kafka_topic: " + topic.name + "}\n", "",
+      "  delivery_timeout: 10s\n"));
   std::string why;
   ASSERT_TRUE(node.wait_ready(30s, &why)) << why;
 

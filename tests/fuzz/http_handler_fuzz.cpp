@@ -56,9 +56,8 @@ std::unique_ptr<http::request_handler> make_handler() {
   cfg.api_keys.push_back(key);
   cfg.jwt.enabled = true;
   std::vector<http::jwt_key> keys{{"", "HS256", "fuzz-secret"}};
-  return std::make_unique<http::request_handler>(
-      cfg, http::handler_options{"fuzz", true, "openapi: 3.1.0\n"},
-      std::make_unique<http::authenticator>(cfg, std::move(keys)));
+  return std::make_unique<http::request_handler>(cfg, http::handler_options{"fuzz", true, "openapi: 3.1.0\n"},
+                                                 std::make_unique<http::authenticator>(cfg, std::move(keys)));
 }
 
 http::http_request parse(std::string_view in) {

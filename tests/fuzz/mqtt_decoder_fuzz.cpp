@@ -85,9 +85,7 @@ void fuzz_decoder(std::string_view data, std::optional<protocol_version> preset)
   }
   if (!whole.version) return;
   for (const auto& p : whole.packets) {
-    const protocol_version v = std::holds_alternative<connect>(p)
-                                   ? std::get<connect>(p).version
-                                   : *whole.version;
+    const protocol_version v = std::holds_alternative<connect>(p) ? std::get<connect>(p).version : *whole.version;
     std::string wire;
     encode(p, v, wire);
     check(wire.size() == encoded_size(p, v), "encoded_size differs");
@@ -107,8 +105,7 @@ struct machine_run {
   std::vector<publish_token> qos0;
   std::uint16_t receive_maximum;
 
-  machine_run(connection_options o, clock::time_point t)
-      : m(o, t), now(t), receive_maximum(o.receive_maximum) {}
+  machine_run(connection_options o, clock::time_point t) : m(o, t), now(t), receive_maximum(o.receive_maximum) {}
 
   void drain() {
     for (auto& ev : m.events()) {
@@ -140,8 +137,7 @@ struct machine_run {
     }
     m.clear_events();
     if (!closed) {
-      check(m.inflight() <= std::max<std::size_t>(receive_maximum, 1) ||
-                m.version() == protocol_version::v311,
+      check(m.inflight() <= std::max<std::size_t>(receive_maximum, 1) || m.version() == protocol_version::v311,
             "in-flight above receive maximum");
     }
   }
@@ -151,8 +147,7 @@ struct machine_run {
 // machine's deeper states (QoS 2 flows, aliases, DISCONNECT rules) are
 // reached quickly; raw chunks cover everything else.
 std::string generated_packet(FuzzedDataProvider& fdp, std::optional<protocol_version> current) {
-  const protocol_version v =
-      current.value_or(fdp.ConsumeBool() ? protocol_version::v5 : protocol_version::v311);
+  const protocol_version v = current.value_or(fdp.ConsumeBool() ? protocol_version::v5 : protocol_version::v311);
   const bool v5 = v == protocol_version::v5;
   static const char* const topics[] = {"a", "a/b", "", "a/b/c/d/e/f/g/h/i", "$SYS/x", "t"};
   packet p;
@@ -164,9 +159,11 @@ std::string generated_packet(FuzzedDataProvider& fdp, std::optional<protocol_ver
       c.keep_alive = fdp.ConsumeIntegralInRange<std::uint16_t>(0, 200);
       c.client_id = fdp.ConsumeBool() ? "" : "dev";
       if (fdp.ConsumeBool()) {
-        c.will = will_message{"w/t", fdp.ConsumeRandomLengthString(8),
+        c.will = will_message{"w/t",
+                              fdp.ConsumeRandomLengthString(8),
                               static_cast<qos>(fdp.ConsumeIntegralInRange<int>(0, 2)),
-                              fdp.ConsumeBool(), {}};
+                              fdp.ConsumeBool(),
+                              {}};
         if (v5) {
           c.will->props.will_delay_interval = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 100);
           if (fdp.ConsumeBool()) c.will->props.payload_format_indicator = 1;
@@ -190,9 +187,7 @@ std::string generated_packet(FuzzedDataProvider& fdp, std::optional<protocol_ver
     case 3: {
       publish pub;
       pub.qos = static_cast<qos>(fdp.ConsumeIntegralInRange<int>(0, 2));
-      pub.packet_id = pub.qos == qos::at_most_once
-                          ? 0
-                          : fdp.ConsumeIntegralInRange<std::uint16_t>(1, 4);
+      pub.packet_id = pub.qos == qos::at_most_once ? 0 : fdp.ConsumeIntegralInRange<std::uint16_t>(1, 4);
       pub.dup = pub.qos != qos::at_most_once && fdp.ConsumeBool();
       pub.retain = fdp.ConsumeBool();
       pub.topic = topics[fdp.ConsumeIntegralInRange<int>(0, 5)];
@@ -219,8 +214,7 @@ std::string generated_packet(FuzzedDataProvider& fdp, std::optional<protocol_ver
       subscribe sub;
       sub.packet_id = 1;
       sub.subscriptions.push_back(
-          {fdp.ConsumeBool() ? "a/#" : "$share/g/a", qos::at_least_once, fdp.ConsumeBool(),
-           false, 0});
+          {fdp.ConsumeBool() ? "a/#" : "$share/g/a", qos::at_least_once, fdp.ConsumeBool(), false, 0});
       p = std::move(sub);
       break;
     }
@@ -230,8 +224,8 @@ std::string generated_packet(FuzzedDataProvider& fdp, std::optional<protocol_ver
     case 7: {
       disconnect d;
       if (v5) {
-        d.reason_code = fdp.ConsumeBool() ? reason_code::normal_disconnection
-                                          : reason_code::disconnect_with_will_message;
+        d.reason_code =
+            fdp.ConsumeBool() ? reason_code::normal_disconnection : reason_code::disconnect_with_will_message;
         if (fdp.ConsumeBool()) {
           d.props.session_expiry_interval = fdp.ConsumeIntegralInRange<std::uint32_t>(0, 10);
         }
@@ -274,8 +268,7 @@ void fuzz_machine(FuzzedDataProvider& fdp) {
       }
       case 0:
       case 1: {
-        const std::string chunk =
-            fdp.ConsumeBytesAsString(fdp.ConsumeIntegralInRange<std::size_t>(1, 512));
+        const std::string chunk = fdp.ConsumeBytesAsString(fdp.ConsumeIntegralInRange<std::size_t>(1, 512));
         run.m.on_bytes(chunk, run.now);
         break;
       }
@@ -294,22 +287,27 @@ void fuzz_machine(FuzzedDataProvider& fdp) {
       }
       case 3: {
         if (run.pending.empty() && run.qos0.empty()) break;
-        auto& list = run.pending.empty() || (fdp.ConsumeBool() && !run.qos0.empty())
-                         ? run.qos0
-                         : run.pending;
+        auto& list = run.pending.empty() || (fdp.ConsumeBool() && !run.qos0.empty()) ? run.qos0 : run.pending;
         const std::size_t i = fdp.ConsumeIntegralInRange<std::size_t>(0, list.size() - 1);
         const publish_token t = list[i];
         list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
         publish_outcome out;
         switch (fdp.ConsumeIntegralInRange<int>(0, 9)) {
-          case 0: out = publish_outcome::denied(); break;
-          case 1: out = publish_outcome::no_matching_route(); break;
-          case 2:
-            out = publish_outcome::failed_permanent(
-                static_cast<reason_code>(fdp.ConsumeIntegral<std::uint8_t>()));
+          case 0:
+            out = publish_outcome::denied();
             break;
-          case 3: out = publish_outcome::failed_retryable(); break;
-          default: out = publish_outcome::stored(); break;
+          case 1:
+            out = publish_outcome::no_matching_route();
+            break;
+          case 2:
+            out = publish_outcome::failed_permanent(static_cast<reason_code>(fdp.ConsumeIntegral<std::uint8_t>()));
+            break;
+          case 3:
+            out = publish_outcome::failed_retryable();
+            break;
+          default:
+            out = publish_outcome::stored();
+            break;
         }
         if (fdp.ConsumeBool()) out.reason_string = fdp.ConsumeRandomLengthString(64);
         run.m.complete_publish(t, std::move(out));
@@ -321,8 +319,7 @@ void fuzz_machine(FuzzedDataProvider& fdp) {
         break;
       case 5:
         run.m.server_disconnect(static_cast<reason_code>(fdp.ConsumeIntegral<std::uint8_t>()),
-                                fdp.ConsumeBool() ? std::optional<std::string>("host:1883")
-                                                  : std::nullopt,
+                                fdp.ConsumeBool() ? std::optional<std::string>("host:1883") : std::nullopt,
                                 std::nullopt, fdp.ConsumeBool());
         break;
       case 6:

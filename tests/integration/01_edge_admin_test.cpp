@@ -31,9 +31,9 @@ TEST(EdgeBinary, VersionPrintsVersionAndRevision) {
 TEST(EdgeBinary, HelpListsEveryFlag) {
   child_process p({wharf_binary(), "--help"});
   ASSERT_EQ(p.wait(10s), 0);
-  for (const char* flag : {"--config", "--check-config", "--node-id", "--mqtt-listen", "--mqtt-tls-listen",
-                           "--http-listen", "--admin-listen", "--kafka-brokers", "--redis", "--data-dir",
-                           "--log-format"})
+  for (const char* flag :
+       {"--config", "--check-config", "--node-id", "--mqtt-listen", "--mqtt-tls-listen", "--http-listen",
+        "--admin-listen", "--kafka-brokers", "--redis", "--data-dir", "--log-format"})
     EXPECT_NE(p.output().find(flag), std::string::npos) << flag;
 }
 

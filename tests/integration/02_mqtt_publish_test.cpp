@@ -127,13 +127,14 @@ class MqttPublish : public ::testing::Test {
   static void SetUpTestSuite() {
     main_topic = new scoped_topic("mqtt-it-publish");
     routed_topic = new scoped_topic("mqtt-it-routed");
-    auto o = node_options("  allow_anonymous: true\n"
-                          "  routes:\n"
-                          "    - {filter: \"routed/#\", kafka_topic: " +
-                          routed_topic->name +
-                          ", key: \"%c-%t\"}\n"
-                          "  default_route: {kafka_topic: " +
-                          main_topic->name + ", key: \"%c\"}\n");
+    auto o = node_options(
+        "  allow_anonymous: true\n"
+        "  routes:\n"
+        "    - {filter: \"routed/#\", kafka_topic: " +
+        routed_topic->name +
+        ", key: \"%c-%t\"}\n"
+        "  default_route: {kafka_topic: " +
+        main_topic->name + ", key: \"%c\"}\n");
     node_id = o.node_id;
     node = new wharf_node(o);
     std::string why;
@@ -210,12 +211,8 @@ TEST_F(MqttPublish, Paho5ContentTypeAndUserPropertiesBecomeHeadersInOrderWithout
   props.add({mqtt::property::USER_PROPERTY, "line", "1"});
   props.add({mqtt::property::USER_PROPERTY, "ce_node", "forged"});
   props.add({mqtt::property::USER_PROPERTY, "line", "2"});
-  auto msg = mqtt::message_ptr_builder()
-                 .topic("props/" + cid)
-                 .payload(binary_payload(7))
-                 .qos(1)
-                 .properties(props)
-                 .finalize();
+  auto msg =
+      mqtt::message_ptr_builder().topic("props/" + cid).payload(binary_payload(7)).qos(1).properties(props).finalize();
   EXPECT_EQ(publish_result(*c, msg), 0);
   c->disconnect()->wait_for(5s);
 
@@ -247,8 +244,8 @@ TEST_F(MqttPublish, MosquittoPubEveryQosAndVersionIsStoredByteForByte) {
                                               : "";
       std::string out;
       int rc = run_command("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(node->mqtt_port()) + " -V " + version +
-                               " -i " + cid + " -q " + std::to_string(q) + " -t mosq/" + cid + "/" +
-                               std::to_string(q) + " -f " + file + extra + " 2>&1",
+                               " -i " + cid + " -q " + std::to_string(q) + " -t mosq/" + cid + "/" + std::to_string(q) +
+                               " -f " + file + extra + " 2>&1",
                            &out);
       EXPECT_EQ(rc, 0) << version << " QoS " << q << ": " << out;
     }
@@ -334,12 +331,13 @@ TEST_F(MqttPublish, DupFlagAndPacketIdOfTheWirePacketReachTheHeaders) {
 
 TEST(MqttPublishNoDefaultRoute, UnmatchedTopicIsRefusedWith0x90AndMatchedTopicIsStored) {
   scoped_topic topic("mqtt-it-nodefault");
-  auto o = node_options("  allow_anonymous: true\n"
-                        "  routes:\n"
-                        "    - {filter: \"known/#\", kafka_topic: " +
-                        topic.name +
-                        "}\n"
-                        "  default_route: null\n");
+  auto o = node_options(
+      "  allow_anonymous: true\n"
+      "  routes:\n"
+      "    - {filter: \"known/#\", kafka_topic: " +
+      topic.name +
+      "}\n"
+      "  default_route: null\n");
   wharf_node node(o);
   std::string why;
   ASSERT_TRUE(node.wait_ready(30s, &why)) << why;

@@ -274,8 +274,7 @@ inline int connect_result(mqtt::async_client& c, const mqtt::connect_options& op
 
 // The reason code of a QoS 1/2 publish: 0 when stored, the PUBACK/PUBREC
 // reason code when refused, -1 when the connection went away first.
-inline int publish_result(mqtt::async_client& c, mqtt::const_message_ptr msg,
-                          std::chrono::milliseconds limit = 20s) {
+inline int publish_result(mqtt::async_client& c, mqtt::const_message_ptr msg, std::chrono::milliseconds limit = 20s) {
   try {
     auto tok = c.publish(std::move(msg));
     if (!tok->wait_for(limit)) return -1;

@@ -69,8 +69,7 @@ constexpr int v5 = MQTTVERSION_5;
 TEST_F(MqttAuth, PasswordFileAcceptsRightPasswordRefusesWrongOneAndAnonymous) {
   scoped_topic topic("mqtt-it-passwd");
   std::string out;
-  ASSERT_EQ(run_command("echo 'n0t-s3cret' | " + wharf_binary() + " passwd " + path("passwd") + " alice 2>&1", &out),
-            0)
+  ASSERT_EQ(run_command("echo 'n0t-s3cret' | " + wharf_binary() + " passwd " + path("passwd") + " alice 2>&1", &out), 0)
       << out;
   ASSERT_EQ(run_command("echo 'other' | " + wharf_binary() + " passwd " + path("passwd") + " bob 2>&1", &out), 0)
       << out;
@@ -171,9 +170,9 @@ TEST_F(MqttAuth, Rs256JwtSignedWithTheKeyIsAcceptedAndWithAnotherKeyRefused) {
 
   auto cid = unique_name("rs256");
   auto c = paho_client(uri(node.mqtt_port()), cid, v311);
-  ASSERT_EQ(connect_result(*c, login(v311, "x", make_jwt(JWT_ALG_RS256, slurp(path("key.pem")), "meter-9",
-                                                         in_seconds(300)))),
-            0);
+  ASSERT_EQ(
+      connect_result(*c, login(v311, "x", make_jwt(JWT_ALG_RS256, slurp(path("key.pem")), "meter-9", in_seconds(300)))),
+      0);
   EXPECT_EQ(publish_result(*c, mqtt::make_message("meters/9", "kWh", 1, false)), 0);
   c->disconnect()->wait_for(5s);
   auto recs = read_client(topic.name, cid, 1);
@@ -181,8 +180,8 @@ TEST_F(MqttAuth, Rs256JwtSignedWithTheKeyIsAcceptedAndWithAnotherKeyRefused) {
   EXPECT_EQ(recs[0].key, "meter-9");
 
   auto other = paho_client(uri(node.mqtt_port()), unique_name("rs256-other"), v5);
-  EXPECT_EQ(connect_result(*other, login(v5, "x", make_jwt(JWT_ALG_RS256, slurp(path("other.pem")), "meter-9",
-                                                           in_seconds(300)))),
+  EXPECT_EQ(connect_result(
+                *other, login(v5, "x", make_jwt(JWT_ALG_RS256, slurp(path("other.pem")), "meter-9", in_seconds(300)))),
             0x86);
 }
 
@@ -228,17 +227,19 @@ TEST_F(MqttAuth, TlsWithClientCertificateUsesItsCommonNameAsUsername) {
   const std::string device = unique_name("device-cn");
   // A test CA, a server certificate for 127.0.0.1 and localhost, a device
   // certificate, and a certificate from a CA the node does not trust.
-  std::string script = "set -e; cd " + dir_ +
-                       "\n"
-                       "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=wharf-test-ca\n"
-                       "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost\n"
-                       "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext\n"
-                       "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext\n"
-                       "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=" +
-                       device +
-                       "\n"
-                       "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2\n"
-                       "openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.crt -days 2 -subj /CN=rogue\n";
+  std::string script =
+      "set -e; cd " + dir_ +
+      "\n"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=wharf-test-ca\n"
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost\n"
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext\n"
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile "
+      "san.ext\n"
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=" +
+      device +
+      "\n"
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2\n"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.crt -days 2 -subj /CN=rogue\n";
   ASSERT_EQ(run_command("bash -c '" + script + "' 2>&1", &out), 0) << out;
 
   auto tls_port = free_port();
@@ -257,10 +258,10 @@ TEST_F(MqttAuth, TlsWithClientCertificateUsesItsCommonNameAsUsername) {
   auto mosq_cid = unique_name("tls-mosq");
   std::string base = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(tls_port) + " --cafile " + path("ca.crt") +
                      " -q 1 -t tls/x -i " + mosq_cid;
-  EXPECT_EQ(run_command(base + " --cert " + path("client.crt") + " --key " + path("client.key") +
-                            " -m via-mosquitto 2>&1",
-                        &out),
-            0)
+  EXPECT_EQ(
+      run_command(base + " --cert " + path("client.crt") + " --key " + path("client.key") + " -m via-mosquitto 2>&1",
+                  &out),
+      0)
       << out;
   EXPECT_NE(run_command(base + " -m without-certificate 2>&1", &out), 0) << out;
   EXPECT_NE(run_command(base + " --cert " + path("rogue.crt") + " --key " + path("rogue.key") +

@@ -22,8 +22,7 @@ wharf_node::options session_node(const std::string& id, const std::string& topic
   wharf_node::options o;
   o.http = false;
   o.node_id = id;
-  o.config_yaml = "kafka:\n  brokers: " + kafka_brokers() +
-                  "\nredis:\n  url: \"" + redis_url +
+  o.config_yaml = "kafka:\n  brokers: " + kafka_brokers() + "\nredis:\n  url: \"" + redis_url +
                   "\"\nmqtt:\n  allow_anonymous: true\n  default_route: {kafka_topic: " + topic + "}\n";
   return o;
 }

@@ -71,7 +71,8 @@ class kafka_reader {
     rd_kafka_topic_t* t = rd_kafka_topic_new(rk_, k_topic.c_str(), nullptr);
     if (rd_kafka_metadata(rk_, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
         md->topics[0].partition_cnt == 0)
-      throw std::runtime_error("Kafka at " + k_brokers + " has no topic " + k_topic + " (run scripts/stack up --brokers 3)");
+      throw std::runtime_error("Kafka at " + k_brokers + " has no topic " + k_topic +
+                               " (run scripts/stack up --brokers 3)");
     partitions_ = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(t);
@@ -151,7 +152,9 @@ class stalled_sink final : public sinks::sink {
   void shutdown(std::chrono::milliseconds) override {
     std::lock_guard l(m_);
     for (auto& [ex, done] : held_)
-      asio::post(ex, [d = std::move(done)] { d(sinks::delivery_result{sinks::delivery_status::failed_retryable, "shutdown", {}}); });
+      asio::post(ex, [d = std::move(done)] {
+        d(sinks::delivery_result{sinks::delivery_status::failed_retryable, "shutdown", {}});
+      });
     held_.clear();
   }
   std::string_view name() const noexcept override { return "stalled"; }
@@ -253,8 +256,8 @@ config::http_config base_config(const std::string& dir) {
   orders.kafka_topic = k_topic;
   orders.key = "json:/userId";
   orders.content_types = {"application/json", "application/x-ndjson"};
-  orders.schema_file = write_file(dir, "orders.json",
-                                  R"({"type":"object","required":["userId"],"properties":{"userId":{"type":"string"}}})");
+  orders.schema_file = write_file(
+      dir, "orders.json", R"({"type":"object","required":["userId"],"properties":{"userId":{"type":"string"}}})");
   cfg.types.push_back(orders);
   config::http_api_key key;
   key.name = "it";
@@ -381,7 +384,8 @@ TEST_F(HttpIngest, BatchItemsBecomeSeparateRecordsInOrder) {
   ASSERT_EQ(got.size(), 20u);
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(got[static_cast<std::size_t>(i)].value, "{\"seq\":" + std::to_string(i) + "}");
-    EXPECT_EQ(got[static_cast<std::size_t>(i)].headers["ce_id"], receipts[static_cast<std::size_t>(i)].at("id").as_string());
+    EXPECT_EQ(got[static_cast<std::size_t>(i)].headers["ce_id"],
+              receipts[static_cast<std::size_t>(i)].at("id").as_string());
   }
 }
 
@@ -452,7 +456,8 @@ TEST_F(HttpIngest, ForbiddenTypeIs403AndRateLimitIs429WithHeaders) {
 TEST_F(HttpIngest, OversizeContentLengthIs413WithoutSendingTheBody) {
   start(base_config(*dir_));
   connection c(port_);
-  c.write_raw("POST /v1/messages/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10000000\r\n\r\n");
+  c.write_raw(
+      "POST /v1/messages/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10000000\r\n\r\n");
   auto r = c.receive();
   EXPECT_EQ(r.result_int(), 413);
   EXPECT_FALSE(r.keep_alive());
@@ -464,7 +469,8 @@ TEST_F(HttpIngest, OversizeChunkedBodyIs413) {
   connection c(port_);
   std::string chunk(60 * 1024, 'x');
   std::ostringstream raw;
-  raw << "POST /v1/messages/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";
+  raw << "POST /v1/messages/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n";
   for (int i = 0; i < 2; ++i) raw << std::hex << chunk.size() << "\r\n" << chunk << "\r\n";
   raw << "0\r\n\r\n";
   c.write_raw(raw.str());

@@ -54,7 +54,8 @@ class recording_sink final : public sinks::sink {
 // Serves `page` to every GET on its own thread.
 class page_server {
  public:
-  explicit page_server(std::string page) : page_(std::move(page)), acc_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+  explicit page_server(std::string page)
+      : page_(std::move(page)), acc_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
     thread_ = std::thread([this] {
       for (;;) {
         tcp::socket s(ioc_);
@@ -68,8 +69,9 @@ class page_server {
           asio::streambuf buf;
           asio::read_until(s, buf, "\r\n\r\n", e);
           if (e) return;
-          const std::string res = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: " +
-                                  std::to_string(page.size()) + "\r\n\r\n" + page;
+          const std::string res =
+              "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: " +
+              std::to_string(page.size()) + "\r\n\r\n" + page;
           asio::write(s, asio::buffer(res), e);
         }).detach();
       }
@@ -94,8 +96,10 @@ class page_server {
 };
 
 std::string run_chromium(const std::string& url) {
-  const std::string cmd = "chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
-                          "--disable-dev-shm-usage --virtual-time-budget=15000 --dump-dom '" + url + "' 2>/dev/null";
+  const std::string cmd =
+      "chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+      "--disable-dev-shm-usage --virtual-time-budget=15000 --dump-dom '" +
+      url + "' 2>/dev/null";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return out;
@@ -158,8 +162,7 @@ const log = (s) => { out.textContent += s + '\n'; };
   ASSERT_FALSE(server.start());
   std::thread io([&] { ioc.run(); });
 
-  const std::string dom =
-      run_chromium(origin + "/index.html?ingest=" + std::to_string(server.local_port()));
+  const std::string dom = run_chromium(origin + "/index.html?ingest=" + std::to_string(server.local_port()));
 
   server.stop();
   work.reset();

@@ -336,7 +336,10 @@ TEST_F(RedisSessionStore, SilentRedisYieldsAnErrorNotAHang) {
                 r.error() == make_error_code(store_error::unavailable))
         << r.error().message();
   }
-  boost::asio::post(io, [&] { acceptor.close(); held.clear(); });
+  boost::asio::post(io, [&] {
+    acceptor.close();
+    held.clear();
+  });
   t.join();
 }
 
@@ -394,10 +397,9 @@ class private_redis {
     port_ = probe.local_endpoint().port();
     probe.close();
     dir_ = "/tmp/wharf-redis-auth-" + std::to_string(port_);
-    const std::string cmd = "mkdir -p " + dir_ + " && redis-server --bind 127.0.0.1 --port " +
-                            std::to_string(port_) + " --requirepass " + password +
-                            " --save '' --appendonly no --daemonize yes --dir " + dir_ + " --pidfile " + dir_ +
-                            "/redis.pid --logfile " + dir_ + "/redis.log";
+    const std::string cmd = "mkdir -p " + dir_ + " && redis-server --bind 127.0.0.1 --port " + std::to_string(port_) +
+                            " --requirepass " + password + " --save '' --appendonly no --daemonize yes --dir " + dir_ +
+                            " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log";
     started_ = std::system(cmd.c_str()) == 0;
     for (int i = 0; i < 50 && started_; ++i) {
       raw_redis r("127.0.0.1", port_);
@@ -487,7 +489,8 @@ TEST_F(RedisSessionStore, SweepRemovesExpiredSessions) {
 TEST_F(RedisSessionStore, AbnormalDisconnectReturnsAWillWithoutDelayNormalOneDiscardsIt) {
   store_runner node("it-node-a");
   const auto lost = unique_id("will-now");
-  auto a = node.connect(lost, false, 600, will_message{"w/now", "p", 2, true, std::string("\x26\x00\x01k\x00\x01v", 7), 0});
+  auto a =
+      node.connect(lost, false, 600, will_message{"w/now", "p", 2, true, std::string("\x26\x00\x01k\x00\x01v", 7), 0});
   ASSERT_TRUE(a) << a.error().message();
   auto d = node.disconnect(lost, a->epoch, 600, will_handling::publish);
   ASSERT_TRUE(d) << d.error().message();
@@ -495,7 +498,8 @@ TEST_F(RedisSessionStore, AbnormalDisconnectReturnsAWillWithoutDelayNormalOneDis
   EXPECT_EQ(d->will_to_publish->topic, "w/now");
   EXPECT_EQ(d->will_to_publish->qos, 2);
   EXPECT_TRUE(d->will_to_publish->retain);
-  EXPECT_EQ(d->will_to_publish->properties, std::string("\x26\x00\x01k\x00\x01v", 7)) << "properties are kept byte for byte";
+  EXPECT_EQ(d->will_to_publish->properties, std::string("\x26\x00\x01k\x00\x01v", 7))
+      << "properties are kept byte for byte";
 
   const auto normal = unique_id("will-discard");
   auto b = node.connect(normal, false, 600, will_message{"w/discard", "p", 0, false, "", 0});

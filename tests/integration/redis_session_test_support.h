@@ -58,9 +58,7 @@ inline std::string sentinel_url() {
   return url + "/wharf";
 }
 
-inline std::string stack_script() {
-  return env_or("WHARF_STACK", WHARF_SOURCE_DIR "/scripts/stack");
-}
+inline std::string stack_script() { return env_or("WHARF_STACK", WHARF_SOURCE_DIR "/scripts/stack"); }
 
 // A synchronous hiredis connection for looking at Redis from the test.
 class raw_redis {
@@ -106,9 +104,15 @@ class raw_redis {
       case REDIS_REPLY_ARRAY:
         for (std::size_t i = 0; i < r->elements; ++i) flatten(r->element[i], out);
         break;
-      case REDIS_REPLY_INTEGER: out.push_back(std::to_string(r->integer)); break;
-      case REDIS_REPLY_NIL: out.push_back("(nil)"); break;
-      default: out.emplace_back(r->str, r->len); break;
+      case REDIS_REPLY_INTEGER:
+        out.push_back(std::to_string(r->integer));
+        break;
+      case REDIS_REPLY_NIL:
+        out.push_back("(nil)");
+        break;
+      default:
+        out.emplace_back(r->str, r->len);
+        break;
     }
   }
   redisContext* ctx_ = nullptr;
@@ -155,9 +159,7 @@ inline void require_stack() {
 // these tests do not see each other's sessions.
 inline std::string key_prefix() { return env_or("WHARF_TEST_REDIS_PREFIX", "wharf-test:"); }
 
-inline std::string session_key(const std::string& client_id) {
-  return key_prefix() + "s:{" + client_id + "}";
-}
+inline std::string session_key(const std::string& client_id) { return key_prefix() + "s:{" + client_id + "}"; }
 
 // A store of the real kind on its own thread, with blocking calls. Every
 // wait is bounded (hang_guard) so a hang fails the test instead of
@@ -166,8 +168,7 @@ class store_runner {
  public:
   static constexpr auto hang_guard = std::chrono::seconds(20);
 
-  explicit store_runner(std::string node_id, config::redis_config cfg = default_config())
-      : work_(io_.get_executor()) {
+  explicit store_runner(std::string node_id, config::redis_config cfg = default_config()) : work_(io_.get_executor()) {
     auto target = parse_redis_url(cfg.url);
     if (target) {
       store_ = std::make_unique<redis_session_store>(cfg, *target, std::move(node_id), io_, registry_, key_prefix());
@@ -233,8 +234,9 @@ class store_runner {
   boost::system::result<disconnect_result> disconnect(const std::string& id, std::uint64_t epoch,
                                                       std::uint32_t expiry = 3600,
                                                       will_handling w = will_handling::publish) {
-    return call<disconnect_result>(
-        [&](handler<disconnect_result> h) { store_->disconnect(id, epoch, {expiry, w}, executor(), h); });
+    return call<disconnect_result>([&](handler<disconnect_result> h) {
+      store_->disconnect(id, epoch, {expiry, w}, executor(), h);
+    });
   }
 
   boost::system::error_code qos2_hold(const std::string& id, std::uint64_t epoch, std::uint16_t pid) {
@@ -275,8 +277,8 @@ class store_runner {
 // A client id no earlier run used.
 inline std::string unique_id(const std::string& prefix) {
   static int n = 0;
-  return prefix + "-" +
-         std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-" + std::to_string(++n);
+  return prefix + "-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-" +
+         std::to_string(++n);
 }
 
 }  // namespace wharf::state::testing

@@ -57,7 +57,8 @@ http_reply http_request(unsigned short port, const std::string& method, const st
   }
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   for (const auto& h : headers) req += h + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   for (std::size_t sent = 0; sent < req.size();) {
     auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);

@@ -28,9 +28,7 @@ struct http_reply {
 http_reply http_request(unsigned short port, const std::string& method, const std::string& target,
                         const std::string& body = "", const std::vector<std::string>& headers = {},
                         std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
-inline http_reply http_get(unsigned short port, const std::string& target) {
-  return http_request(port, "GET", target);
-}
+inline http_reply http_get(unsigned short port, const std::string& target) { return http_request(port, "GET", target); }
 
 class child_process {
  public:
@@ -61,9 +59,9 @@ class child_process {
 class wharf_node {
  public:
   struct options {
-    std::string config_yaml;                 // written to a temp file when non-empty
-    std::vector<std::string> extra_args;     // appended after the generated flags
-    std::vector<std::string> env;            // NAME=VALUE
+    std::string config_yaml;              // written to a temp file when non-empty
+    std::vector<std::string> extra_args;  // appended after the generated flags
+    std::vector<std::string> env;         // NAME=VALUE
     std::string node_id = "test-node";
     bool mqtt = true;
     bool http = true;

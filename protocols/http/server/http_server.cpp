@@ -63,20 +63,34 @@ std::pair<std::string, std::string> split_host_port(const std::string& listen) {
 
 std::string_view reason_label(unsigned status) {
   switch (status) {
-    case 400: return "invalid";
-    case 401: return "unauthenticated";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 408: return "timeout";
-    case 411: return "length_required";
-    case 413: return "too_large";
-    case 415: return "unsupported_media_type";
-    case 429: return "rate_limited";
-    case 431: return "headers_too_large";
-    case 500: return "failed";
-    case 503: return "unavailable";
-    default: return "other";
+    case 400:
+      return "invalid";
+    case 401:
+      return "unauthenticated";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 408:
+      return "timeout";
+    case 411:
+      return "length_required";
+    case 413:
+      return "too_large";
+    case 415:
+      return "unsupported_media_type";
+    case 429:
+      return "rate_limited";
+    case 431:
+      return "headers_too_large";
+    case 500:
+      return "failed";
+    case 503:
+      return "unavailable";
+    default:
+      return "other";
   }
 }
 
@@ -92,8 +106,8 @@ struct connection_entry {
 }  // namespace
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
-  impl(asio::io_context& ioc, const config::http_config& cfg, sinks::sink& kafka, sinks::sink* wal,
-       std::string node_id, prometheus::Registry& registry)
+  impl(asio::io_context& ioc, const config::http_config& cfg, sinks::sink& kafka, sinks::sink* wal, std::string node_id,
+       prometheus::Registry& registry)
       : ioc_(ioc),
         cfg_(cfg),
         kafka_(kafka),
@@ -145,7 +159,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       }
     }
     static const prometheus::Histogram::BucketBoundaries buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                                  0.25,  0.5,    1,     2.5,  5,     10};
+                                                                 0.25,  0.5,    1,     2.5,  5,     10};
     for (auto r : {route::messages, route::preflight, route::openapi, route::not_found})
       duration_by_route_.emplace(r, &duration_.Add({{"route", std::string(to_string(r))}}, buckets));
   }
@@ -284,8 +298,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 
   template <class Stream>
-  awaitable<bool> write(Stream& stream, http_response&& r, unsigned version, bool keep_alive, bool head_only,
-                        route rt, std::chrono::steady_clock::time_point started) {
+  awaitable<bool> write(Stream& stream, http_response&& r, unsigned version, bool keep_alive, bool head_only, route rt,
+                        std::chrono::steady_clock::time_point started) {
     const unsigned status = r.status;
     auto res = to_beast(std::move(r), version, keep_alive, head_only);
     beast::get_lowest_layer(stream).expires_after(cfg_.request_timeout);
@@ -315,13 +329,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       const auto started = std::chrono::steady_clock::now();
       if (rec) {
         if (rec == bhttp::error::header_limit) {
-          co_await write(stream,
-                         error_response(431, "The request headers are larger than " +
-                                                 std::to_string(cfg_.max_header_bytes) + " bytes; send fewer or shorter headers."),
-                         11, false, false, route::not_found, started);
+          co_await write(
+              stream,
+              error_response(431, "The request headers are larger than " + std::to_string(cfg_.max_header_bytes) +
+                                      " bytes; send fewer or shorter headers."),
+              11, false, false, route::not_found, started);
         } else if (rec != bhttp::error::end_of_stream && rec != asio::error::operation_aborted &&
-                   rec != beast::error::timeout && rec != asio::error::eof &&
-                   rec != asio::error::connection_reset && buffer.size() > 0) {
+                   rec != beast::error::timeout && rec != asio::error::eof && rec != asio::error::connection_reset &&
+                   buffer.size() > 0) {
           co_await write(stream, error_response(400, "The request is not valid HTTP/1.1: " + rec.message() + "."), 11,
                          false, false, route::not_found, started);
         }
@@ -421,8 +436,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       if (s != sinks::submit_status::accepted) {
         --st->pending;
         st->outcomes[i].fate = record_fate::not_submitted;
-        st->outcomes[i].reason = s == sinks::submit_status::queue_full ? "the queue towards the sink is full"
-                                                                       : "the node is shutting down";
+        st->outcomes[i].reason =
+            s == sinks::submit_status::queue_full ? "the queue towards the sink is full" : "the node is shutting down";
         stopped = true;
       }
     }

@@ -89,8 +89,9 @@ struct authenticator::jwt_verifier {
               std::string& why) const {
     jwt_t* jwt = nullptr;
     std::string t(token);
-    if (jwt_decode(&jwt, t.c_str(), reinterpret_cast<const unsigned char*>(key.data()),
-                   static_cast<int>(key.size())) != 0 || !jwt) {
+    if (jwt_decode(&jwt, t.c_str(), reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size())) !=
+            0 ||
+        !jwt) {
       why = "JWT signature or format invalid";
       return false;
     }

@@ -49,7 +49,7 @@ class permissions {
     bool publish = true;
     bool allow = true;
   };
-  std::vector<rule> rules;                            // from the ACL, substituted
+  std::vector<rule> rules;  // from the ACL, substituted
   bool acl_configured = false;
   std::optional<std::vector<std::string>> jwt_topics;  // the token's topic filters
 };

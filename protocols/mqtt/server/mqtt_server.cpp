@@ -72,10 +72,14 @@ std::string remote_of(const tcp::socket& s) {
 reason_code reason_for(const sinks::delivery_result& r) {
   using cause = sinks::delivery_result::cause;
   switch (r.why) {
-    case cause::not_authorized: return reason_code::not_authorized;
-    case cause::too_large: return reason_code::quota_exceeded;
-    case cause::unknown_topic: return reason_code::implementation_specific_error;
-    default: return reason_code::unspecified_error;
+    case cause::not_authorized:
+      return reason_code::not_authorized;
+    case cause::too_large:
+      return reason_code::quota_exceeded;
+    case cause::unknown_topic:
+      return reason_code::implementation_specific_error;
+    default:
+      return reason_code::unspecified_error;
   }
 }
 
@@ -414,9 +418,10 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   void on_tick() {
     auto now = clock::now();
     if (!submitted_.empty() && submitted_.begin()->second + srv_.cfg.delivery_timeout <= now && !machine_.closed()) {
-      spdlog::warn("mqtt {} {}: the sink did not confirm a message within mqtt.delivery_timeout; disconnecting so "
-                   "the device re-sends",
-                   connection_id_, client_id_);
+      spdlog::warn(
+          "mqtt {} {}: the sink did not confirm a message within mqtt.delivery_timeout; disconnecting so "
+          "the device re-sends",
+          connection_id_, client_id_);
       srv_.metrics.rejected.Add({{"reason", "delivery_timeout"}}).Increment();
       machine_.server_disconnect(reason_code::server_busy, {}, std::string("delivery timeout"));
     }
@@ -437,8 +442,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   }
 
   void submit(sinks::record rec, publish_token token, qos q, std::uint16_t packet_id);
-  void complete(publish_token token, qos q, std::uint16_t packet_id, std::size_t size,
-                const sinks::delivery_result& r);
+  void complete(publish_token token, qos q, std::uint16_t packet_id, std::size_t size, const sinks::delivery_result& r);
 
   // Runs once after the socket is done: session bookkeeping and metrics.
   void finished() {
@@ -556,7 +560,7 @@ void connection_base::handle(connect_requested& e) {
     client_id_ = assigned;
   }
   std::uint32_t expiry = c.version == protocol_version::v5 ? c.props.session_expiry_interval.value_or(0)
-                             : (c.clean_start ? 0 : state::never_expires);
+                                                           : (c.clean_start ? 0 : state::never_expires);
   session_expiry_ = expiry;
   state::connect_params p;
   p.clean_start = c.clean_start;
@@ -573,38 +577,35 @@ void connection_base::handle(connect_requested& e) {
     p.will = std::move(w);
   }
   auto self = shared_from_this();
-  srv_.store.connect(client_id_, std::move(p), executor(),
-                     [self, assigned](boost::system::result<state::connect_result> r) {
-                       auto& me = *self;
-                       if (me.machine_.closed()) return;
-                       if (!r) {
-                         spdlog::warn("mqtt: session store could not confirm CONNECT of '{}': {}", me.client_id_,
-                                      r.error().message());
-                         me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::server_unavailable)}})
-                             .Increment();
-                         connect_decision d;
-                         d.reason_code = reason_code::server_unavailable;
-                         d.reason_string = "session state unavailable, retry";
-                         me.machine_.reject_connect(std::move(d));
-                         me.process_events();
-                         return;
-                       }
-                       me.epoch_ = r->epoch;
-                       // False: a newer CONNECT of this client id won while
-                       // ours was in flight; it is closed right after CONNACK.
-                       bool owner = me.srv_.claim_owner(me.client_id_, self, r->epoch);
-                       connect_decision d;
-                       d.session_present = r->session_present;
-                       d.assigned_client_id = assigned;
-                       d.qos2_awaiting_pubrel = r->qos2_awaiting_pubrel;
-                       me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::success)}}).Increment();
-                       me.machine_.accept_connect(std::move(d));
-                       if (!owner) me.taken_over(r->epoch + 1);
-                       me.process_events();
-                       if (r->will_to_publish)
-                         me.srv_.publish_will(me.client_id_, *r->will_to_publish, r->epoch, me.executor());
-                       me.wake();
-                     });
+  srv_.store.connect(
+      client_id_, std::move(p), executor(), [self, assigned](boost::system::result<state::connect_result> r) {
+        auto& me = *self;
+        if (me.machine_.closed()) return;
+        if (!r) {
+          spdlog::warn("mqtt: session store could not confirm CONNECT of '{}': {}", me.client_id_, r.error().message());
+          me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::server_unavailable)}}).Increment();
+          connect_decision d;
+          d.reason_code = reason_code::server_unavailable;
+          d.reason_string = "session state unavailable, retry";
+          me.machine_.reject_connect(std::move(d));
+          me.process_events();
+          return;
+        }
+        me.epoch_ = r->epoch;
+        // False: a newer CONNECT of this client id won while
+        // ours was in flight; it is closed right after CONNACK.
+        bool owner = me.srv_.claim_owner(me.client_id_, self, r->epoch);
+        connect_decision d;
+        d.session_present = r->session_present;
+        d.assigned_client_id = assigned;
+        d.qos2_awaiting_pubrel = r->qos2_awaiting_pubrel;
+        me.srv_.metrics.connects.Add({{"result", reason_label(reason_code::success)}}).Increment();
+        me.machine_.accept_connect(std::move(d));
+        if (!owner) me.taken_over(r->epoch + 1);
+        me.process_events();
+        if (r->will_to_publish) me.srv_.publish_will(me.client_id_, *r->will_to_publish, r->epoch, me.executor());
+        me.wake();
+      });
 }
 
 void connection_base::handle(publish_requested& e) {
@@ -622,8 +623,8 @@ void connection_base::handle(publish_requested& e) {
     return;
   }
   publish_context ctx{client_id_, srv_.node_id, remote_, epoch_};
-  auto rec = build_record(*target->kafka_topic, std::move(target->key), std::move(e.topic), std::move(e.payload),
-                          e.qos, e.dup, e.packet_id, e.props, ctx, ids_);
+  auto rec = build_record(*target->kafka_topic, std::move(target->key), std::move(e.topic), std::move(e.payload), e.qos,
+                          e.dup, e.packet_id, e.props, ctx, ids_);
   submit(std::move(rec), e.token, e.qos, e.packet_id);
 }
 
@@ -814,8 +815,7 @@ class tls_connection final : public connection_base {
     std::unique_ptr<X509, void (*)(X509*)> guard(cert, X509_free);
     if (SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
     char cn[256] = {};
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) <= 0)
-      return std::nullopt;
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) <= 0) return std::nullopt;
     return std::string(cn);
   }
 
@@ -863,8 +863,8 @@ void mqtt_server::impl::on_takeover(const std::string& client_id, std::uint64_t 
   for (auto& c : holders) asio::post(c->executor(), [c, epoch] { c->taken_over(epoch); });
 }
 
-void mqtt_server::impl::publish_will(const std::string& client_id, const state::will_message& w,
-                                     std::uint64_t epoch, asio::any_io_executor ex) {
+void mqtt_server::impl::publish_will(const std::string& client_id, const state::will_message& w, std::uint64_t epoch,
+                                     asio::any_io_executor ex) {
   auto target = routes.route(w.topic, client_id, "");
   if (!target) {
     spdlog::warn("mqtt: will of '{}' on topic '{}' matches no route; not published", client_id, w.topic);
@@ -873,8 +873,8 @@ void mqtt_server::impl::publish_will(const std::string& client_id, const state::
   id_source ids(node_id);
   publish_context ctx{client_id, node_id, "", epoch};
   properties props;
-  auto rec = build_record(*target->kafka_topic, std::move(target->key), w.topic, w.payload,
-                          static_cast<qos>(w.qos), false, 0, props, ctx, ids, true);
+  auto rec = build_record(*target->kafka_topic, std::move(target->key), w.topic, w.payload, static_cast<qos>(w.qos),
+                          false, 0, props, ctx, ids, true);
   metrics.wills.Increment();
   auto status = sink.submit(std::move(rec), ex, [client_id](sinks::delivery_result r) {
     if (!r.stored()) spdlog::warn("mqtt: will of '{}' was not stored: {}", client_id, r.reason);
@@ -942,9 +942,8 @@ asio::awaitable<void> accept_loop(mqtt_server::impl& srv, shard& sh, tcp::accept
 
 }  // namespace
 
-mqtt_server::mqtt_server(std::vector<asio::io_context*> contexts, const config::mqtt_config& cfg,
-                         std::string node_id, sinks::sink& sink, state::session_store& store,
-                         prometheus::Registry& registry)
+mqtt_server::mqtt_server(std::vector<asio::io_context*> contexts, const config::mqtt_config& cfg, std::string node_id,
+                         sinks::sink& sink, state::session_store& store, prometheus::Registry& registry)
     : impl_(std::make_unique<impl>(std::move(contexts), cfg, std::move(node_id), sink, store, registry)) {}
 
 mqtt_server::~mqtt_server() { stop(); }

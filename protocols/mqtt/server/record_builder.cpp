@@ -54,8 +54,8 @@ std::string dedup_key(std::string_view client_id, std::uint16_t packet_id, std::
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   // Length-prefix the client id so ("ab", 1) and ("a", ...) cannot collide.
   std::uint32_t n = static_cast<std::uint32_t>(client_id.size());
-  unsigned char prefix[6] = {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
-                             static_cast<unsigned char>(n >> 8),  static_cast<unsigned char>(n),
+  unsigned char prefix[6] = {static_cast<unsigned char>(n >> 24),        static_cast<unsigned char>(n >> 16),
+                             static_cast<unsigned char>(n >> 8),         static_cast<unsigned char>(n),
                              static_cast<unsigned char>(packet_id >> 8), static_cast<unsigned char>(packet_id)};
   EVP_DigestUpdate(ctx, prefix, 4);
   EVP_DigestUpdate(ctx, client_id.data(), client_id.size());
@@ -89,7 +89,8 @@ sinks::record build_record(std::string kafka_topic, std::string key, std::string
   if (!ctx.remote_addr.empty()) h.push_back({"ce_remoteaddr", std::string(ctx.remote_addr)});
   h.push_back({"ce_dedupkey", dedup_key(ctx.client_id, packet_id, payload)});
   if (will) h.push_back({"ce_mqttwill", "true"});
-  if (props.payload_format_indicator) h.push_back({"ce_mqttpayloadformat", std::to_string(*props.payload_format_indicator)});
+  if (props.payload_format_indicator)
+    h.push_back({"ce_mqttpayloadformat", std::to_string(*props.payload_format_indicator)});
   if (props.response_topic) h.push_back({"ce_mqttresponsetopic", *props.response_topic});
   if (props.correlation_data) h.push_back({"ce_mqttcorrelationdata", *props.correlation_data});
   for (const auto& [name, value] : props.user_properties) {

@@ -38,8 +38,8 @@ std::string rfc3339_now();
 std::string dedup_key(std::string_view client_id, std::uint16_t packet_id, std::string_view payload);
 
 // `payload` and `topic` are moved into the record.
-sinks::record build_record(std::string kafka_topic, std::string key, std::string topic, std::string payload,
-                           qos q, bool dup, std::uint16_t packet_id, const properties& props,
-                           const publish_context& ctx, id_source& ids, bool will = false);
+sinks::record build_record(std::string kafka_topic, std::string key, std::string topic, std::string payload, qos q,
+                           bool dup, std::uint16_t packet_id, const properties& props, const publish_context& ctx,
+                           id_source& ids, bool will = false);
 
 }  // namespace wharf::mqtt

@@ -11,7 +11,8 @@ router::router(const config::mqtt_config& cfg) : routes_(cfg.routes), default_(c
 std::optional<route_target> router::route(std::string_view topic, std::string_view client_id,
                                           std::string_view username) const {
   for (const auto& r : routes_)
-    if (matches(r.filter, topic)) return route_target{&r.kafka_topic, expand_template(r.key, client_id, username, topic)};
+    if (matches(r.filter, topic))
+      return route_target{&r.kafka_topic, expand_template(r.key, client_id, username, topic)};
   if (default_) return route_target{&default_->kafka_topic, expand_template(default_->key, client_id, username, topic)};
   return std::nullopt;
 }
@@ -36,10 +37,17 @@ std::string expand_template(std::string_view tmpl, std::string_view client_id, s
       continue;
     }
     switch (tmpl[++i]) {
-      case 'c': out += client_id; break;
-      case 'u': out += username; break;
-      case 't': out += topic; break;
-      default: out += tmpl[i];
+      case 'c':
+        out += client_id;
+        break;
+      case 'u':
+        out += username;
+        break;
+      case 't':
+        out += topic;
+        break;
+      default:
+        out += tmpl[i];
     }
   }
   return out;

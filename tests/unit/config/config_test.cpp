@@ -194,8 +194,9 @@ TEST(ConfigValidate, TlsFilesMustBeReadable) {
 }
 
 TEST(ConfigValidate, ClientCertificatesNeedCa) {
-  auto r = load("mqtt:\n  tls: {listen: 0.0.0.0:8883, cert_file: /etc/hostname, key_file: /etc/hostname, "
-                "require_client_cert: true}\n");
+  auto r = load(
+      "mqtt:\n  tls: {listen: 0.0.0.0:8883, cert_file: /etc/hostname, key_file: /etc/hostname, "
+      "require_client_cert: true}\n");
   EXPECT_TRUE(has_error(r, {"mqtt.tls.ca_file", "required"})) << errors_of(r);
 }
 

@@ -162,8 +162,7 @@ void expect_round_trip(protocol_version v) {
     const std::string wire = encoded(p, v);
     EXPECT_EQ(wire.size(), encoded_size(p, v));
     auto back = decode_one(wire, v);
-    ASSERT_TRUE(back) << "packet type " << int(packet_type(p)) << ": "
-                      << back.error().message();
+    ASSERT_TRUE(back) << "packet type " << int(packet_type(p)) << ": " << back.error().message();
     EXPECT_TRUE(*back == p) << "packet type " << int(packet_type(p));
   }
 }
@@ -257,8 +256,7 @@ TEST(MqttDecoder, DecodesFiftyPacketsFromOneBuffer) {
 
 TEST(MqttDecoder, KeepsPartialPacketAcrossCalls) {
   std::string wire = connect_bytes(protocol_version::v5);
-  const std::string pub = encoded(publish{"a", "hello", qos::at_most_once, false, false, 0, {}},
-                                  protocol_version::v5);
+  const std::string pub = encoded(publish{"a", "hello", qos::at_most_once, false, false, 0, {}}, protocol_version::v5);
   wire += pub.substr(0, 4);
   decoder d;
   std::string_view in = wire;
@@ -288,17 +286,16 @@ TEST(MqttDecoder, ErrorsAreSticky) {
 // Fixed header rules.
 
 TEST(MqttDecoder, RejectsRemainingLengthOverFourBytes) {
-  const std::string wire = connect_bytes(protocol_version::v311) +
-                           bytes({0x30,                     // PUBLISH QoS 0
-                                  0xFF, 0xFF, 0xFF, 0xFF,   // 4 length bytes, all "more"
-                                  0x01});                   // a fifth
+  const std::string wire =
+      connect_bytes(protocol_version::v311) + bytes({0x30,                    // PUBLISH QoS 0
+                                                     0xFF, 0xFF, 0xFF, 0xFF,  // 4 length bytes, all "more"
+                                                     0x01});                  // a fifth
   EXPECT_EQ(first_error(wire, {0xFFFFFFFF, 32}), errc::remaining_length_invalid);
 }
 
 TEST(MqttDecoder, RejectsRemainingLengthNotMinimallyEncoded) {
-  const std::string wire = connect_bytes(protocol_version::v311) +
-                           bytes({0xC0,         // PINGREQ
-                                  0x80, 0x00}); // 0 written in two bytes
+  const std::string wire = connect_bytes(protocol_version::v311) + bytes({0xC0,          // PINGREQ
+                                                                          0x80, 0x00});  // 0 written in two bytes
   EXPECT_EQ(first_error(wire), errc::remaining_length_invalid);
 }
 
@@ -321,13 +318,11 @@ TEST(MqttDecoder, RejectsAnyPacketBeforeConnect) {
 }
 
 TEST(MqttDecoder, RejectsPacketTypeZero) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) + bytes({0x00, 0x00})),
-            errc::invalid_packet_type);
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) + bytes({0x00, 0x00})), errc::invalid_packet_type);
 }
 
 TEST(MqttDecoder, RejectsAuthPacketOnV311) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0xF0, 0x00})),
-            errc::invalid_packet_type);
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0xF0, 0x00})), errc::invalid_packet_type);
 }
 
 TEST(MqttDecoder, RejectsReservedFlagBitsInEveryFixedHeader) {
@@ -335,7 +330,7 @@ TEST(MqttDecoder, RejectsReservedFlagBitsInEveryFixedHeader) {
   EXPECT_EQ(first_error(c + bytes({0x41, 0x02, 0x00, 0x01})), errc::reserved_flags);  // PUBACK|1
   EXPECT_EQ(first_error(c + bytes({0x60, 0x02, 0x00, 0x01})), errc::reserved_flags);  // PUBREL|0
   EXPECT_EQ(first_error(c + bytes({0x80, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00})),
-            errc::reserved_flags);                                                   // SUBSCRIBE|0
+            errc::reserved_flags);                                                    // SUBSCRIBE|0
   EXPECT_EQ(first_error(c + bytes({0xA0, 0x02, 0x00, 0x01})), errc::reserved_flags);  // UNSUBSCRIBE|0
   EXPECT_EQ(first_error(c + bytes({0xC1, 0x00})), errc::reserved_flags);              // PINGREQ|1
   EXPECT_EQ(first_error(c + bytes({0xE8, 0x00})), errc::reserved_flags);              // DISCONNECT|8
@@ -347,8 +342,8 @@ TEST(MqttDecoder, RejectsRemainingLengthThatDoesNotMatchContent) {
   EXPECT_EQ(first_error(c + bytes({0x40, 0x03, 0x00, 0x01, 0x00})),  // 3.1.1 PUBACK is 2 bytes
             errc::malformed_packet);
   EXPECT_EQ(first_error(c + bytes({0xC0, 0x01, 0x00})), errc::malformed_packet);  // PINGREQ body
-  EXPECT_EQ(first_error(c + bytes({0x30, 0x03,        // PUBLISH, 3 bytes
-                                   0x00, 0x05, 'a'})),  // topic claims 5 bytes, has 1
+  EXPECT_EQ(first_error(c + bytes({0x30, 0x03,                                    // PUBLISH, 3 bytes
+                                   0x00, 0x05, 'a'})),                            // topic claims 5 bytes, has 1
             errc::malformed_packet);
 }
 
@@ -356,43 +351,38 @@ TEST(MqttDecoder, RejectsRemainingLengthThatDoesNotMatchContent) {
 // PUBLISH rules.
 
 TEST(MqttDecoder, RejectsQos3) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) +
-                        bytes({0x36,              // PUBLISH, QoS bits 11
-                               0x05, 0x00, 0x01, 't', 0x00, 0x01})),
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0x36,  // PUBLISH, QoS bits 11
+                                                                       0x05, 0x00, 0x01, 't', 0x00, 0x01})),
             errc::invalid_qos);
 }
 
 TEST(MqttDecoder, RejectsDupFlagOnQos0) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) +
-                        bytes({0x38,              // PUBLISH, DUP, QoS 0
-                               0x03, 0x00, 0x01, 't'})),
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0x38,  // PUBLISH, DUP, QoS 0
+                                                                       0x03, 0x00, 0x01, 't'})),
             errc::reserved_flags);
 }
 
 TEST(MqttDecoder, RejectsPacketIdentifierZeroOnQos1Publish) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) +
-                        bytes({0x32,              // PUBLISH QoS 1
-                               0x05,              // remaining length
-                               0x00, 0x01, 't',   // topic "t"
-                               0x00, 0x00})),     // packet id 0
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0x32,             // PUBLISH QoS 1
+                                                                       0x05,             // remaining length
+                                                                       0x00, 0x01, 't',  // topic "t"
+                                                                       0x00, 0x00})),    // packet id 0
             errc::packet_identifier_zero);
 }
 
 TEST(MqttDecoder, RejectsPacketIdentifierZeroOnPubrelSubscribeUnsubscribe) {
   const std::string c = connect_bytes(protocol_version::v311);
   EXPECT_EQ(first_error(c + bytes({0x62, 0x02, 0x00, 0x00})), errc::packet_identifier_zero);
-  EXPECT_EQ(first_error(c + bytes({0x82, 0x06,              // SUBSCRIBE
-                                   0x00, 0x00,              // packet id 0
+  EXPECT_EQ(first_error(c + bytes({0x82, 0x06,                // SUBSCRIBE
+                                   0x00, 0x00,                // packet id 0
                                    0x00, 0x01, 'a', 0x00})),  // "a" QoS 0
             errc::packet_identifier_zero);
-  EXPECT_EQ(first_error(c + bytes({0xA2, 0x05, 0x00, 0x00, 0x00, 0x01, 'a'})),
-            errc::packet_identifier_zero);
+  EXPECT_EQ(first_error(c + bytes({0xA2, 0x05, 0x00, 0x00, 0x00, 0x01, 'a'})), errc::packet_identifier_zero);
 }
 
 TEST(MqttDecoder, RejectsWildcardsInPublishTopic) {
   const std::string c = connect_bytes(protocol_version::v311);
-  EXPECT_EQ(first_error(c + bytes({0x30, 0x05, 0x00, 0x03, 'a', '/', '+'})),
-            errc::topic_name_invalid);
+  EXPECT_EQ(first_error(c + bytes({0x30, 0x05, 0x00, 0x03, 'a', '/', '+'})), errc::topic_name_invalid);
   EXPECT_EQ(first_error(c + bytes({0x30, 0x03, 0x00, 0x01, '#'})), errc::topic_name_invalid);
 }
 
@@ -402,10 +392,8 @@ TEST(MqttDecoder, RejectsEmptyTopicOnV311) {
 }
 
 TEST(MqttDecoder, RejectsEmptyTopicWithoutAliasOnV5) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x03,
-                               0x00, 0x00,    // empty topic
-                               0x00})),       // no properties
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) + bytes({0x30, 0x03, 0x00, 0x00,  // empty topic
+                                                                     0x00})),                 // no properties
             errc::protocol_error);
 }
 
@@ -416,42 +404,38 @@ TEST(MqttDecoder, RejectsInvalidUtf8InTopic) {
   // U+0000 is not allowed in MQTT strings.
   EXPECT_EQ(first_error(c + bytes({0x30, 0x04, 0x00, 0x02, 'a', 0x00})), errc::invalid_utf8);
   // 0xED 0xA0 0x80: the surrogate U+D800.
-  EXPECT_EQ(first_error(c + bytes({0x30, 0x05, 0x00, 0x03, 0xED, 0xA0, 0x80})),
-            errc::invalid_utf8);
+  EXPECT_EQ(first_error(c + bytes({0x30, 0x05, 0x00, 0x03, 0xED, 0xA0, 0x80})), errc::invalid_utf8);
   // 0xC0 0x80: overlong encoding of U+0000.
   EXPECT_EQ(first_error(c + bytes({0x30, 0x04, 0x00, 0x02, 0xC0, 0x80})), errc::invalid_utf8);
 }
 
 TEST(MqttDecoder, RejectsPropertyNotAllowedInPacketKind) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x09,
-                               0x00, 0x01, 't',          // topic
-                               0x05,                     // properties: 5 bytes
-                               0x11, 0, 0, 0, 10})),     // Session Expiry: CONNECT only
-            errc::invalid_property);
+  EXPECT_EQ(
+      first_error(connect_bytes(protocol_version::v5) + bytes({0x30, 0x09, 0x00, 0x01, 't',  // topic
+                                                               0x05,                         // properties: 5 bytes
+                                                               0x11, 0, 0, 0, 10})),  // Session Expiry: CONNECT only
+      errc::invalid_property);
 }
 
 TEST(MqttDecoder, RejectsUnknownPropertyIdentifier) {
   EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x06, 0x00, 0x01, 't',
-                               0x02, 0x7F, 0x00})),      // identifier 0x7F
+                        bytes({0x30, 0x06, 0x00, 0x01, 't', 0x02, 0x7F, 0x00})),  // identifier 0x7F
             errc::invalid_property);
 }
 
 TEST(MqttDecoder, RejectsDuplicatedProperty) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x0C, 0x00, 0x01, 't',
-                               0x08,                     // properties: 8 bytes
-                               0x03, 0x00, 0x01, 'a',    // Content Type "a"
-                               0x03, 0x00, 0x01, 'b'})), // Content Type again
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) + bytes({0x30, 0x0C, 0x00, 0x01, 't',
+                                                                     0x08,                      // properties: 8 bytes
+                                                                     0x03, 0x00, 0x01, 'a',     // Content Type "a"
+                                                                     0x03, 0x00, 0x01, 'b'})),  // Content Type again
             errc::duplicate_property);
 }
 
 TEST(MqttDecoder, AcceptsRepeatedUserProperties) {
   auto r = decode_one(bytes({0x30, 0x12, 0x00, 0x01, 't',
-                             0x0E,                                // properties: 14 bytes
-                             0x26, 0x00, 0x01, 'k', 0x00, 0x01, '1',  // k=1
-                             0x26, 0x00, 0x01, 'k', 0x00, 0x01, '2'}),  // k=2
+                             0x0E,                                       // properties: 14 bytes
+                             0x26, 0x00, 0x01, 'k',  0x00, 0x01, '1',    // k=1
+                             0x26, 0x00, 0x01, 'k',  0x00, 0x01, '2'}),  // k=2
                       protocol_version::v5);
   ASSERT_TRUE(r) << r.error().message();
   const auto& up = std::get<publish>(*r).props.user_properties;
@@ -471,22 +455,19 @@ TEST(MqttDecoder, RejectsTooManyUserProperties) {
 
 TEST(MqttDecoder, RejectsTopicAliasZero) {
   EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x07, 0x00, 0x01, 't',
-                               0x03, 0x23, 0x00, 0x00})),  // Topic Alias 0
+                        bytes({0x30, 0x07, 0x00, 0x01, 't', 0x03, 0x23, 0x00, 0x00})),  // Topic Alias 0
             errc::topic_alias_invalid);
 }
 
 TEST(MqttDecoder, RejectsPayloadFormatIndicatorOtherThanZeroOrOne) {
   EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x06, 0x00, 0x01, 't',
-                               0x02, 0x01, 0x02})),  // Payload Format Indicator 2
+                        bytes({0x30, 0x06, 0x00, 0x01, 't', 0x02, 0x01, 0x02})),  // Payload Format Indicator 2
             errc::invalid_property_value);
 }
 
 TEST(MqttDecoder, RejectsPropertyLengthBeyondPacket) {
   EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x30, 0x05, 0x00, 0x01, 't',
-                               0x09, 0x01})),  // properties claim 9 bytes, 1 present
+                        bytes({0x30, 0x05, 0x00, 0x01, 't', 0x09, 0x01})),  // properties claim 9 bytes, 1 present
             errc::malformed_packet);
 }
 
@@ -498,9 +479,9 @@ std::string connect_with(std::string name, int level, int flags) {
   body += bytes({0x00, static_cast<int>(name.size())}) + name;
   body += static_cast<char>(level);
   body += static_cast<char>(flags);
-  body += bytes({0x00, 0x3C});           // keep alive 60
+  body += bytes({0x00, 0x3C});            // keep alive 60
   if (level == 5) body += bytes({0x00});  // no properties
-  body += bytes({0x00, 0x01, 'c'});      // client id "c"
+  body += bytes({0x00, 0x01, 'c'});       // client id "c"
   return bytes({0x10, static_cast<int>(body.size())}) + body;
 }
 
@@ -546,7 +527,7 @@ TEST(MqttDecoder, RejectsWillQos3) {
 }
 
 TEST(MqttDecoder, RejectsPasswordWithoutUserNameOnV311Only) {
-  std::string v311 = connect_with("MQTT", 4, 0x02 | 0x40) ;
+  std::string v311 = connect_with("MQTT", 4, 0x02 | 0x40);
   v311 += bytes({0x00, 0x01, 'p'});
   v311[1] = static_cast<char>(v311.size() - 2);
   EXPECT_EQ(first_error(v311), errc::invalid_connect_flags);
@@ -560,11 +541,10 @@ TEST(MqttDecoder, RejectsPasswordWithoutUserNameOnV311Only) {
 }
 
 TEST(MqttDecoder, RejectsReceiveMaximumZero) {
-  std::string body = bytes({0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3C,
-                            0x03, 0x21, 0x00, 0x00,   // properties: Receive Maximum 0
+  std::string body = bytes({0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3C, 0x03, 0x21, 0x00,
+                            0x00,  // properties: Receive Maximum 0
                             0x00, 0x01, 'c'});
-  EXPECT_EQ(first_error(bytes({0x10, static_cast<int>(body.size())}) + body),
-            errc::invalid_property_value);
+  EXPECT_EQ(first_error(bytes({0x10, static_cast<int>(body.size())}) + body), errc::invalid_property_value);
 }
 
 TEST(MqttDecoder, RejectsWillTopicWithWildcard) {
@@ -587,9 +567,9 @@ TEST(MqttDecoder, RejectsTrailingBytesAfterConnectPayload) {
 TEST(MqttDecoder, RejectsEmptySubscribe) {
   EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0x82, 0x02, 0x00, 0x01})),
             errc::empty_subscription_list);
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x82, 0x03, 0x00, 0x01, 0x00})),  // id 1, no properties
-            errc::empty_subscription_list);
+  EXPECT_EQ(
+      first_error(connect_bytes(protocol_version::v5) + bytes({0x82, 0x03, 0x00, 0x01, 0x00})),  // id 1, no properties
+      errc::empty_subscription_list);
 }
 
 TEST(MqttDecoder, RejectsEmptyUnsubscribe) {
@@ -599,28 +579,25 @@ TEST(MqttDecoder, RejectsEmptyUnsubscribe) {
 
 TEST(MqttDecoder, RejectsSubscriptionOptionsReservedBits) {
   // 3.1.1: only the two QoS bits may be set.
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) +
-                        bytes({0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x04})),
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x04})),
             errc::invalid_subscription_options);
   // 5.0: bits 6 and 7 are reserved.
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x40})),
-            errc::invalid_subscription_options);
+  EXPECT_EQ(
+      first_error(connect_bytes(protocol_version::v5) + bytes({0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x40})),
+      errc::invalid_subscription_options);
 }
 
 TEST(MqttDecoder, RejectsRetainHandlingThreeAndQos3InSubscription) {
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x30})),
-            errc::protocol_error);
-  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) +
-                        bytes({0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x03})),
+  EXPECT_EQ(
+      first_error(connect_bytes(protocol_version::v5) + bytes({0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x30})),
+      errc::protocol_error);
+  EXPECT_EQ(first_error(connect_bytes(protocol_version::v311) + bytes({0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x03})),
             errc::invalid_qos);
 }
 
 TEST(MqttDecoder, RejectsSubscriptionIdentifierZero) {
   EXPECT_EQ(first_error(connect_bytes(protocol_version::v5) +
-                        bytes({0x82, 0x09, 0x00, 0x01,
-                               0x02, 0x0B, 0x00,            // Subscription Identifier 0
+                        bytes({0x82, 0x09, 0x00, 0x01, 0x02, 0x0B, 0x00,  // Subscription Identifier 0
                                0x00, 0x01, 'a', 0x00})),
             errc::invalid_property_value);
 }
@@ -646,10 +623,8 @@ TEST(MqttErrors, MapEachErrorToTheSpecReasonCode) {
 TEST(MqttReasonCodes, MapToV311ConnackReturnCodes) {
   EXPECT_EQ(to_v311_connack(reason_code::unsupported_protocol_version),
             connect_return_code::unacceptable_protocol_version);
-  EXPECT_EQ(to_v311_connack(reason_code::client_identifier_not_valid),
-            connect_return_code::identifier_rejected);
-  EXPECT_EQ(to_v311_connack(reason_code::bad_user_name_or_password),
-            connect_return_code::bad_user_name_or_password);
+  EXPECT_EQ(to_v311_connack(reason_code::client_identifier_not_valid), connect_return_code::identifier_rejected);
+  EXPECT_EQ(to_v311_connack(reason_code::bad_user_name_or_password), connect_return_code::bad_user_name_or_password);
   EXPECT_EQ(to_v311_connack(reason_code::not_authorized), connect_return_code::not_authorized);
   EXPECT_EQ(to_v311_connack(reason_code::server_busy), connect_return_code::server_unavailable);
   EXPECT_EQ(to_string(reason_code::packet_too_large), "Packet too large");

@@ -28,8 +28,7 @@ struct client {
   std::size_t send_events = 0;
   std::size_t last_call_send_events = 0;
 
-  explicit client(protocol_version v, connection_options o = {})
-      : version(v), m(o, clock::time_point{} + 1h) {}
+  explicit client(protocol_version v, connection_options o = {}) : version(v), m(o, clock::time_point{} + 1h) {}
 
   void collect() {
     last_call_send_events = 0;
@@ -103,8 +102,7 @@ struct client {
   }
   void connected() { connected(make_connect()); }
 
-  void publish_qos(qos q, std::uint16_t id, std::string topic = "t", std::string payload = "p",
-                   bool dup = false) {
+  void publish_qos(qos q, std::uint16_t id, std::string topic = "t", std::string payload = "p", bool dup = false) {
     publish p;
     p.topic = std::move(topic);
     p.payload = std::move(payload);
@@ -238,8 +236,7 @@ TEST(MqttConnection, ClientIdLongerThanLimitIsRejected) {
 
 TEST(MqttConnection, V311WrongProtocolNameGetsConnack01) {
   client c(protocol_version::v311);
-  std::string body = bytes({0x00, 0x04, 'M', 'Q', 'X', 'X', 0x04, 0x02, 0x00, 0x3C,
-                            0x00, 0x01, 'c'});
+  std::string body = bytes({0x00, 0x04, 'M', 'Q', 'X', 'X', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x01, 'c'});
   c.feed(bytes({0x10, static_cast<int>(body.size())}) + body);
   ASSERT_TRUE(c.closed);
   EXPECT_EQ(c.wire, bytes({0x20, 0x02, 0x00, 0x01}));
@@ -247,8 +244,7 @@ TEST(MqttConnection, V311WrongProtocolNameGetsConnack01) {
 
 TEST(MqttConnection, V5WrongProtocolNameGetsConnack84) {
   client c(protocol_version::v5);
-  std::string body = bytes({0x00, 0x04, 'M', 'Q', 'X', 'X', 0x05, 0x02, 0x00, 0x3C, 0x00,
-                            0x00, 0x01, 'c'});
+  std::string body = bytes({0x00, 0x04, 'M', 'Q', 'X', 'X', 0x05, 0x02, 0x00, 0x3C, 0x00, 0x00, 0x01, 'c'});
   c.feed(bytes({0x10, static_cast<int>(body.size())}) + body);
   ASSERT_TRUE(c.closed);
   auto sent = c.take();
@@ -258,8 +254,7 @@ TEST(MqttConnection, V5WrongProtocolNameGetsConnack84) {
 
 TEST(MqttConnection, UnknownProtocolLevelGetsUnsupportedVersion) {
   client c(protocol_version::v311);
-  std::string body = bytes({0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x03, 0x02, 0x00, 0x3C,
-                            0x00, 0x01, 'c'});
+  std::string body = bytes({0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x03, 0x02, 0x00, 0x3C, 0x00, 0x01, 'c'});
   c.feed(bytes({0x10, static_cast<int>(body.size())}) + body);
   ASSERT_TRUE(c.closed);
   EXPECT_EQ(c.wire, bytes({0x20, 0x02, 0x00, 0x01}));
@@ -268,7 +263,7 @@ TEST(MqttConnection, UnknownProtocolLevelGetsUnsupportedVersion) {
 TEST(MqttConnection, MalformedV5ConnectGetsConnackWithReasonCode) {
   client c(protocol_version::v5);
   std::string body = bytes({0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
-                            0x03,        // reserved flag bit set
+                            0x03,  // reserved flag bit set
                             0x00, 0x3C, 0x00, 0x00, 0x01, 'c'});
   c.feed(bytes({0x10, static_cast<int>(body.size())}) + body);
   ASSERT_TRUE(c.closed);
@@ -300,8 +295,8 @@ TEST(MqttConnection, AuthPacketWithoutEnhancedAuthIsProtocolError) {
 }
 
 TEST(MqttConnection, ServerOnlyPacketsFromClientAreProtocolErrors) {
-  const std::vector<packet> server_only = {connack{}, suback{1, {reason_code::success}, {}},
-                                           unsuback{1, {}, {}}, pingresp{}};
+  const std::vector<packet> server_only = {connack{}, suback{1, {reason_code::success}, {}}, unsuback{1, {}, {}},
+                                           pingresp{}};
   for (const auto& p : server_only) {
     client c(protocol_version::v5);
     c.connected();
@@ -504,7 +499,7 @@ TEST(MqttConnection, Qos2RepeatedPubrecKeepsArrivalOrder) {
   c.publish_qos(qos::exactly_once, 5);
   c.complete(c.publishes[0].token);
   c.take();
-  c.publish_qos(qos::at_least_once, 6);        // pending at the sink
+  c.publish_qos(qos::at_least_once, 6);                 // pending at the sink
   c.publish_qos(qos::exactly_once, 5, "t", "p", true);  // repeat: PUBREC after 6's PUBACK
   EXPECT_TRUE(c.wire.empty());
   c.complete(c.publishes[1].token);
@@ -627,8 +622,7 @@ TEST(MqttConnection, PermanentFailureWithDisconnectOnlyCodeDisconnects) {
   client c(protocol_version::v5);
   c.connected();
   c.publish_qos(qos::at_least_once, 1);
-  c.complete(c.publishes[0].token,
-             publish_outcome::failed_permanent(reason_code::packet_too_large));
+  c.complete(c.publishes[0].token, publish_outcome::failed_permanent(reason_code::packet_too_large));
   ASSERT_TRUE(c.closed);
   auto sent = c.take();
   ASSERT_EQ(sent.size(), 1u);
@@ -1028,8 +1022,7 @@ TEST(MqttConnection, SubscribeIsRefusedPerFilterWithFittingCodes) {
   const auto& ack = as<suback>(sent[0]);
   EXPECT_EQ(ack.packet_id, 4);
   EXPECT_EQ(ack.reason_codes,
-            (std::vector<reason_code>{reason_code::implementation_specific_error,
-                                      reason_code::topic_filter_invalid,
+            (std::vector<reason_code>{reason_code::implementation_specific_error, reason_code::topic_filter_invalid,
                                       reason_code::shared_subscriptions_not_supported}));
   EXPECT_FALSE(c.closed);
 }
@@ -1062,8 +1055,7 @@ TEST(MqttConnection, UnsubscribeGetsNoSubscriptionExisted) {
   auto sent = c.take();
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(as<unsuback>(sent[0]).reason_codes,
-            (std::vector<reason_code>{reason_code::no_subscription_existed,
-                                      reason_code::topic_filter_invalid}));
+            (std::vector<reason_code>{reason_code::no_subscription_existed, reason_code::topic_filter_invalid}));
 }
 
 // ---------------------------------------------------------------------------
@@ -1120,8 +1112,13 @@ std::string busy_session(protocol_version v) {
   encode(cn, v, wire);
   for (std::uint16_t i = 1; i <= 50; ++i) {
     const qos q = static_cast<qos>(i % 3);
-    encode(publish{"t/" + std::to_string(i), std::string(i, 'x'), q, false, false,
-                   q == qos::at_most_once ? std::uint16_t{0} : i, {}},
+    encode(publish{"t/" + std::to_string(i),
+                   std::string(i, 'x'),
+                   q,
+                   false,
+                   false,
+                   q == qos::at_most_once ? std::uint16_t{0} : i,
+                   {}},
            v, wire);
   }
   encode(pingreq{}, v, wire);

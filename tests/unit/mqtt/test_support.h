@@ -38,8 +38,7 @@ inline std::vector<packet> decode_all(const std::string& data, protocol_version 
 
 // Decodes `data` with a fresh server-side decoder and returns the first
 // error (or {} if every packet decoded).
-inline boost::system::error_code first_error(const std::string& data,
-                                             decoder_options options = {}) {
+inline boost::system::error_code first_error(const std::string& data, decoder_options options = {}) {
   decoder d(options);
   std::string_view in = data;
   while (!in.empty()) {

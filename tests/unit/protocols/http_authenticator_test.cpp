@@ -83,8 +83,8 @@ std::string sign(jwt_alg_t alg, const std::string& key, const std::string& claim
 }
 
 std::string claims(const std::string& extra = R"("types":["orders"])", long exp = 1714564800 + 600) {
-  return R"({"sub":"svc-1","iss":"https://issuer.example","aud":"wharf","exp":)" + std::to_string(exp) + "," +
-         extra + "}";
+  return R"({"sub":"svc-1","iss":"https://issuer.example","aud":"wharf","exp":)" + std::to_string(exp) + "," + extra +
+         "}";
 }
 
 config::http_config jwt_config() {
@@ -105,8 +105,8 @@ class HttpAuthenticator : public ::testing::Test {
   static void TearDownTestSuite() { delete rsa_; }
 
   authenticator make() {
-    const std::string jwks = R"({"keys":[)" + rsa_->jwk + R"(,{"kty":"oct","kid":"hs-1","k":")" + b64url(k_secret) +
-                             R"("}]})";
+    const std::string jwks =
+        R"({"keys":[)" + rsa_->jwk + R"(,{"kty":"oct","kid":"hs-1","k":")" + b64url(k_secret) + R"("}]})";
     return authenticator(jwt_config(), parse_jwks(jwks));
   }
   static rsa_keys* rsa_;
@@ -123,9 +123,8 @@ TEST_F(HttpAuthenticator, AcceptsHs256TokenFromJwksAndMapsTypesClaim) {
 }
 
 TEST_F(HttpAuthenticator, AcceptsRs256TokenVerifiedWithJwksRsaKey) {
-  auto a = make().authenticate(bearer(sign(JWT_ALG_RS256, rsa_->private_pem, claims(R"("types":"orders events")"),
-                                           "rsa-1")),
-                               k_now);
+  auto a = make().authenticate(
+      bearer(sign(JWT_ALG_RS256, rsa_->private_pem, claims(R"("types":"orders events")"), "rsa-1")), k_now);
   ASSERT_EQ(a.outcome, auth_result::status::ok) << a.message;
   EXPECT_TRUE(a.who.may_write("events"));
 }

@@ -79,7 +79,8 @@ class HttpRequestHandler : public ::testing::Test {
   HttpRequestHandler() : handler_(make_config(), handler_options{"node-a", true, "openapi: 3.1.0\n"}) {}
 
   handler_outcome run(const http_request& req) {
-    return handler_.handle(req, steady_, std::chrono::system_clock::time_point{std::chrono::milliseconds{1714564800123}});
+    return handler_.handle(req, steady_,
+                           std::chrono::system_clock::time_point{std::chrono::milliseconds{1714564800123}});
   }
   http_response response(const http_request& req) {
     auto o = run(req);
@@ -93,9 +94,7 @@ class HttpRequestHandler : public ::testing::Test {
     if (auto* s = std::get_if<submission>(&o)) return *s;
     return {};
   }
-  static std::vector<field> key_header(const std::string& k = k_good_key) {
-    return {{"Authorization", "Bearer " + k}};
-  }
+  static std::vector<field> key_header(const std::string& k = k_good_key) { return {{"Authorization", "Bearer " + k}}; }
 
   request_handler handler_;
   std::chrono::steady_clock::time_point steady_{std::chrono::hours(1)};
@@ -290,8 +289,8 @@ TEST_F(HttpRequestHandler, ValidBatchTakesKeyAndIdempotencyKeyFromEachItem) {
 }
 
 TEST_F(HttpRequestHandler, SingleInvalidEventMessageSaysWhatToFix) {
-  auto r = response(post("/v1/messages/orders", R"({"timestamp":"2024-05-01T12:00:00Z"})", "application/json",
-                         key_header()));
+  auto r = response(
+      post("/v1/messages/orders", R"({"timestamp":"2024-05-01T12:00:00Z"})", "application/json", key_header()));
   expect_error_shape(r, 400);
   const std::string msg(body_json(r).at("error").at("message").as_string());
   EXPECT_NE(msg.find("userId"), std::string::npos) << msg;
@@ -437,7 +436,8 @@ TEST_F(HttpRequestHandler, PreflightFromAllowedOriginGetsCorsHeaders) {
   http_request req;
   req.method = "OPTIONS";
   req.target = "/v1/messages/events";
-  req.headers = {{"Origin", "https://app.example"}, {"Access-Control-Request-Method", "POST"},
+  req.headers = {{"Origin", "https://app.example"},
+                 {"Access-Control-Request-Method", "POST"},
                  {"Access-Control-Request-Headers", "content-type"}};
   auto r = response(req);
   EXPECT_EQ(r.status, 204u);
@@ -458,8 +458,8 @@ TEST_F(HttpRequestHandler, PreflightFromOtherOriginIs403WithoutCorsHeaders) {
 }
 
 TEST_F(HttpRequestHandler, PostFromDisallowedOriginIs403AndAllowedOriginGetsCorsHeaders) {
-  expect_error_shape(
-      response(post("/v1/messages/events", "{}", "text/plain", {{"Origin", "https://evil.example"}})), 403);
+  expect_error_shape(response(post("/v1/messages/events", "{}", "text/plain", {{"Origin", "https://evil.example"}})),
+                     403);
   auto s = records(post("/v1/messages/events", "{}", "text/plain", {{"Origin", "https://app.example"}}));
   EXPECT_EQ(header_value(s.response_headers, "Access-Control-Allow-Origin"), "https://app.example");
 }

@@ -34,8 +34,8 @@ class MemorySessionStore : public ::testing::Test {
   boost::system::result<connect_result> connect_persistent(const std::string& id) {
     return connect(id, params(false, 3600));
   }
-  boost::system::result<disconnect_result> disconnect(const std::string& id, std::uint64_t epoch,
-                                                      std::uint32_t expiry, will_handling w) {
+  boost::system::result<disconnect_result> disconnect(const std::string& id, std::uint64_t epoch, std::uint32_t expiry,
+                                                      will_handling w) {
     return wait<disconnect_result>([&](handler<disconnect_result> h) {
       store.disconnect(id, epoch, {expiry, w}, io.get_executor(), h);
     });
@@ -49,8 +49,7 @@ class MemorySessionStore : public ::testing::Test {
   boost::system::result<sweep_result> sweep() {
     return wait<sweep_result>([&](handler<sweep_result> h) { store.poll_due_wills(io.get_executor(), h); });
   }
-  static connect_params params(bool clean_start, std::uint32_t expiry,
-                               std::optional<will_message> w = std::nullopt) {
+  static connect_params params(bool clean_start, std::uint32_t expiry, std::optional<will_message> w = std::nullopt) {
     connect_params p;
     p.clean_start = clean_start;
     p.session_expiry_seconds = expiry;
