@@ -110,7 +110,7 @@ class visitor {
 
   visitor(mode m, std::string path, load_result& r) : mode_(m), path_(std::move(path)), result_(r) {}
 
-  void set_yaml(YAML::Node n) { node_ = std::move(n); }
+  void set_yaml(const YAML::Node& n) { node_ = n; }
   void set_env(const std::map<std::string, std::string>* env) { env_ = env; }
   std::vector<std::string>* listing = nullptr;
 
@@ -548,7 +548,7 @@ void check_tls(const tls_config& t, const std::string& where, load_result& r) {
     r.errors.push_back(where + ".listen: " + quote(t.listen) + " is not HOST:PORT (e.g. 0.0.0.0:8883)");
   for (auto [key, path] : {std::pair{"cert_file", &t.cert_file}, std::pair{"key_file", &t.key_file}}) {
     if (path->empty())
-      r.errors.push_back(where + "." + key + ": required when " + where + ".listen is set");
+      r.errors.push_back(where + "." + key + ": required when " + where + ".listen is set");  // NOLINT
     else if (!file_readable(*path))
       r.errors.push_back(where + "." + key + ": cannot read " + quote(*path));
   }

@@ -31,7 +31,7 @@ std::string sha256_hex(std::string_view data) {
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(len * 2);
+  out.reserve(std::size_t{len} * 2);
   for (unsigned i = 0; i < len; ++i) {
     out.push_back(hex[md[i] >> 4]);
     out.push_back(hex[md[i] & 0xF]);

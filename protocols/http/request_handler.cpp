@@ -86,7 +86,7 @@ std::chrono::seconds retry_after(const sinks::sink_health& h, std::chrono::stead
 
 static std::string json_string(std::string_view s) { return json::serialize(json::string(s)); }
 
-http_response error_response(unsigned status, std::string message, std::string details_json) {
+http_response error_response(unsigned status, const std::string& message, const std::string& details_json) {
   http_response r;
   r.status = status;
   r.headers.push_back({"Content-Type", "application/json"});
@@ -751,7 +751,7 @@ handler_outcome request_handler::handle_body(const accepted_head& head, const ht
             ". Fix it and resend.";
     }
     msg += t.see();
-    return reject(error_response(400, std::move(msg), json::serialize(details)));
+    return reject(error_response(400, msg, json::serialize(details)));
   }
 
   // Build the records: payload bytes untouched, CloudEvents binary headers.
@@ -878,7 +878,7 @@ http_response request_handler::delivery_response(const submission& sub, const st
           " and will not succeed when resent (the node's Kafka topic or permissions are misconfigured); tell the "
           "operator.";
   }
-  r = error_response(status, std::move(msg), json::serialize(receipts));
+  r = error_response(status, msg, json::serialize(receipts));
   r.headers.insert(r.headers.end(), sub.response_headers.begin(), sub.response_headers.end());
   if (status == 503) r.headers.push_back({"Retry-After", std::to_string(retry_after(health, now).count())});
   return r;

@@ -82,7 +82,7 @@ using handler_outcome = std::variant<http_response, submission>;
 std::chrono::seconds retry_after(const sinks::sink_health& h, std::chrono::steady_clock::time_point now);
 
 // {"error":{"code":..,"message":..,"details":[..]}}
-http_response error_response(unsigned status, std::string message, std::string details_json = "[]");
+http_response error_response(unsigned status, const std::string& message, const std::string& details_json = "[]");
 
 class request_handler {
  public:
