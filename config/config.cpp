@@ -760,7 +760,7 @@ void apply_env(load_result& r, char** env) {
   std::set<std::string> known;
   for (const auto& line : listing) known.insert(visitor::env_name(line.substr(0, line.find(':'))));
   for (const auto& [name, value] : vars)
-    if (!known.count(name) && name != "WHARF_CONFIG")
+    if (!known.count(name) && name != "WHARF_CONFIG" && name.rfind("WHARF_BENCH_", 0) != 0)
       r.warnings.push_back("environment variable " + name + " matches no configuration key; it is ignored");
   visitor v(visitor::mode::env, "", r);
   v.set_env(&vars);

@@ -404,7 +404,11 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
       tick_armed_ = false;
       return;
     }
-    if (tick_armed_ && tick_at_ == *next) return;
+    // An armed timer that fires no later than needed is kept: when it fires,
+    // on_tick re-arms for the real deadline. Re-arming on every ack (whose
+    // deadlines only move later) would cost a timerfd_settime per message.
+    if (tick_armed_ && tick_at_ <= *next) return;
+    if (tick_armed_) tick_.cancel();
     tick_armed_ = true;
     tick_at_ = *next;
     tick_.expires_at(*next);

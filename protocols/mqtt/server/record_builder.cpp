@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <ctime>
 
@@ -50,8 +51,11 @@ std::string rfc3339_now() {
 std::string dedup_key(std::string_view client_id, std::uint16_t packet_id, std::string_view payload) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  // Fetched once: OpenSSL 3 would otherwise look the algorithm up per call.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> holder(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_MD_CTX* ctx = holder.get();
+  EVP_DigestInit_ex(ctx, sha256, nullptr);
   // Length-prefix the client id so ("ab", 1) and ("a", ...) cannot collide.
   std::uint32_t n = static_cast<std::uint32_t>(client_id.size());
   unsigned char prefix[6] = {static_cast<unsigned char>(n >> 24),        static_cast<unsigned char>(n >> 16),
@@ -62,7 +66,6 @@ std::string dedup_key(std::string_view client_id, std::uint16_t packet_id, std::
   EVP_DigestUpdate(ctx, prefix + 4, 2);
   EVP_DigestUpdate(ctx, payload.data(), payload.size());
   EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
   return to_hex(digest, 16);  // 128 bits is plenty for a dedup window
 }
 
