@@ -752,7 +752,15 @@ class tcp_connection final : public connection_base {
   void close_socket() override {
     if (!socket_.is_open()) return;
     boost::system::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    // Unread input at close() makes the kernel answer with RST, and a peer
+    // that gets RST may drop the DISCONNECT just written: discard what has
+    // already arrived (bounded) so the close is an orderly FIN.
+    socket_.non_blocking(true, ec);
+    for (int i = 0; i < 16; ++i) {
+      auto n = socket_.read_some(asio::buffer(sh_.read_buffer), ec);
+      if (ec || n == 0) break;
+    }
     socket_.close(ec);
     wake();
   }
