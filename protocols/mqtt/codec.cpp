@@ -402,20 +402,7 @@ error_code parse_publish(reader& r, std::uint8_t flags, publish& p, bool v5, con
 bool valid_ack_reason(std::uint8_t type, reason_code rc) noexcept {
   const auto v = static_cast<std::uint8_t>(rc);
   if (type == 6 || type == 7) return v == 0x00 || v == 0x92;  // PUBREL, PUBCOMP
-  switch (v) {                                                // PUBACK, PUBREC
-    case 0x00:
-    case 0x10:
-    case 0x80:
-    case 0x83:
-    case 0x87:
-    case 0x90:
-    case 0x91:
-    case 0x97:
-    case 0x99:
-      return true;
-    default:
-      return false;
-  }
+  return valid_for_puback(rc);                                // PUBACK, PUBREC
 }
 
 template <class Ack>

@@ -34,23 +34,6 @@ namespace {
 
 constexpr std::uint32_t unlimited_packet_size = 268'435'460;
 
-bool valid_for_puback(reason_code rc) noexcept {
-  switch (static_cast<std::uint8_t>(rc)) {
-    case 0x00:
-    case 0x10:
-    case 0x80:
-    case 0x83:
-    case 0x87:
-    case 0x90:
-    case 0x91:
-    case 0x97:
-    case 0x99:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string fallback_client_id() {
   static std::atomic<std::uint64_t> counter{0};
   return "wharf-" + std::to_string(clock::now().time_since_epoch().count()) + "-" +

@@ -70,6 +70,23 @@ bool valid_for_connack(reason_code rc) noexcept {
   }
 }
 
+bool valid_for_puback(reason_code rc) noexcept {
+  switch (static_cast<std::uint8_t>(rc)) {
+    case 0x00:
+    case 0x10:
+    case 0x80:
+    case 0x83:
+    case 0x87:
+    case 0x90:
+    case 0x91:
+    case 0x97:
+    case 0x99:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool valid_for_disconnect(reason_code rc) noexcept {
   switch (static_cast<std::uint8_t>(rc)) {
     case 0x00:

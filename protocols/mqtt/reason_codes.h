@@ -83,6 +83,8 @@ reason_code from_v311_connack(std::uint8_t return_code) noexcept;
 // True when `rc` is one of the values the 5.0 spec lists for the packet.
 bool valid_for_connack(reason_code rc) noexcept;
 bool valid_for_disconnect(reason_code rc) noexcept;
+// PUBACK and PUBREC share one list of reason codes.
+bool valid_for_puback(reason_code rc) noexcept;
 
 // "Malformed Packet", "Server busy", ... (spec wording); "Unknown" otherwise.
 std::string_view to_string(reason_code rc) noexcept;
