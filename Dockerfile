@@ -19,7 +19,7 @@ FROM ${BASE_IMAGE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config ca-certificates \
+      build-essential cmake ninja-build pkg-config ca-certificates ccache \
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
       librdkafka-dev libhiredis-dev libspdlog-dev libfmt-dev libyaml-cpp-dev \
       prometheus-cpp-dev libssl-dev zlib1g-dev libjwt-dev libargon2-dev \
@@ -31,8 +31,11 @@ COPY . .
 
 # The source tree is copied without .git: pass the revision in so that
 # `wharf --version` and wharf_build_info name the commit.
+# The compiler cache lives in a build cache mount: rebuilds after a small
+# change recompile only what changed (BuildKit and buildah keep it between builds).
 ARG WHARF_REVISION=unknown
-RUN cmake -S . -B /build -G Ninja \
+RUN --mount=type=cache,target=/root/.cache/ccache \
+    cmake -S . -B /build -G Ninja \
       -DCMAKE_BUILD_TYPE=Release \
       -DWHARF_TESTS=OFF \
       -DWHARF_REVISION="${WHARF_REVISION}" \
