@@ -320,9 +320,17 @@ void redis_connection::start_read() {
   });
 }
 
+// Bytes of one unfinished reply the reader may hold: Redis' own default
+// proto-max-bulk-len, above any will or subscription list the store keeps.
+constexpr std::size_t max_reply_bytes = 512u << 20;
+
 void redis_connection::on_data(std::size_t n) {
   if (redisReaderFeed(reader_, io_->buffer.data(), n) != REDIS_OK) {
     spdlog::warn("redis: {} to {}:{}: {}", name_, host_, port_, reader_->errstr);
+    return lost();
+  }
+  if (reader_->len > max_reply_bytes) {
+    spdlog::warn("redis: {} to {}:{}: a reply over {} bytes; closing", name_, host_, port_, max_reply_bytes);
     return lost();
   }
   for (;;) {
