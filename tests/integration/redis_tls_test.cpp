@@ -240,8 +240,7 @@ TEST_F(RedisTls, NodeResumesSessionKeptInTlsRedis) {
   o.http = false;
   o.node_id = unique_id("tls-node");
   o.config_yaml = "redis:\n  url: \"rediss://localhost:" + std::to_string(primary.port()) +
-                  "\"\n  wait_replicas: 0\n  tls:\n    ca_file: \"" + pki_->ca +
-                  "\"\nmqtt:\n  allow_anonymous: true\n";
+                  "\"\n  wait_replicas: 0\n  tls:\n    ca_file: \"" + pki_->ca + "\"\nmqtt:\n  allow_anonymous: true\n";
   wharf::test::wharf_node node(o);
   std::string why;
   ASSERT_TRUE(node.wait_ready(30s, &why)) << why;
