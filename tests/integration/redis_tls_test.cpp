@@ -260,5 +260,26 @@ TEST_F(RedisTls, NodeResumesSessionKeptInTlsRedis) {
   EXPECT_TRUE(ack->session_present) << node.process().output();
 }
 
+// A node that does not trust Redis' certificate answers CONNECT with 0x88
+// (Server unavailable) instead of hanging, and logs why.
+TEST_F(RedisTls, NodeWithWrongCaRefusesConnectWith0x88) {
+  tls_redis primary(*pki_, {});
+  ASSERT_TRUE(primary.wait_for("PING", "PONG")) << primary.output();
+  wharf::test::wharf_node::options o;
+  o.http = false;
+  o.node_id = unique_id("tls-node-wrong-ca");
+  o.config_yaml = "redis:\n  url: \"rediss://127.0.0.1:" + std::to_string(primary.port()) +
+                  "\"\n  command_timeout: 1s\n  tls:\n    ca_file: \"" + pki_->other_ca +
+                  "\"\nmqtt:\n  allow_anonymous: true\n";
+  wharf::test::wharf_node node(o);
+  std::string why;
+  ASSERT_TRUE(node.wait_ready(30s, &why)) << why;
+  wharf::test::mqtt_raw_client c(node.mqtt_port(), mqtt::protocol_version::v5);
+  auto ack = c.connect(unique_id("tls-device"), false, 600);
+  ASSERT_TRUE(ack) << "no CONNACK: " << node.process().output();
+  EXPECT_EQ(ack->reason_code, mqtt::reason_code::server_unavailable);
+  EXPECT_NE(node.process().output().find("certificate verify failed"), std::string::npos) << node.process().output();
+}
+
 }  // namespace
 }  // namespace wharf::state::testing
