@@ -479,14 +479,24 @@ void visit(visitor& v, local_log_config& c) {
   v.scalar("retention_bytes", c.retention_bytes, range<std::uint64_t>(1 << 16, 1ull << 50));
   v.scalar("retention_age", c.retention_age, dur(1000, 3650 * day_ms));
 }
+void visit(visitor& v, redis_tls_config& c) {
+  v.scalar("enabled", c.enabled, {}, {}, "TLS to Redis and Sentinels; rediss:// turns it on too");
+  v.scalar("ca_file", c.ca_file, {}, {}, "CA for the servers' certificates; empty: system CAs");
+  v.scalar("cert_file", c.cert_file, {}, {}, "client certificate (tls-auth-clients)");
+  v.scalar("key_file", c.key_file);
+  v.scalar("server_name", c.server_name, {}, {}, "SNI and checked name; empty: each server's host");
+  v.scalar("verify", c.verify, {}, {}, "check the server certificate and name");
+}
 void visit(visitor& v, redis_config& c) {
-  v.scalar("url", c.url, {}, {}, "redis://HOST:PORT or sentinel://HOST:PORT,.../MASTER; empty: in-memory");
+  v.scalar("url", c.url, {}, {},
+           "redis://HOST:PORT, rediss://HOST:PORT or sentinel://HOST:PORT,.../MASTER; empty: in-memory");
   v.scalar("password", c.password);
   v.scalar("wait_replicas", c.wait_replicas, range<std::uint32_t>(0, 16), {}, "WAIT count before CONNACK");
   v.scalar("wait_timeout", c.wait_timeout, dur(1, 60000));
   v.scalar("command_timeout", c.command_timeout, dur(10, 60000));
   v.scalar("heartbeat_interval", c.heartbeat_interval, dur(100, 600000));
   v.scalar("node_ttl", c.node_ttl, dur(300, 3600000));
+  v.section("tls", c.tls);
 }
 void visit(visitor& v, config& c) {
   v.section("node", c.node);
@@ -556,6 +566,28 @@ void check_tls(const tls_config& t, const std::string& where, load_result& r) {
     r.errors.push_back(where + ".ca_file: required when client certificates are checked");
   else if (!t.ca_file.empty() && !file_readable(t.ca_file))
     r.errors.push_back(where + ".ca_file: cannot read " + quote(t.ca_file));
+}
+
+void check_redis_tls(const redis_config& c, load_result& r) {
+  const redis_tls_config& t = c.tls;
+  const bool on = t.enabled || c.url.rfind("rediss://", 0) == 0;
+  if (!on) {
+    if (!t.ca_file.empty() || !t.cert_file.empty() || !t.key_file.empty() || !t.server_name.empty() || !t.verify)
+      r.errors.push_back(
+          "redis.tls: settings are given but TLS is off; set redis.tls.enabled: true (or use rediss://) "
+          "or remove them");
+    return;
+  }
+  if (c.url.empty()) r.errors.push_back("redis.tls.enabled: set, but redis.url is empty (in-memory sessions)");
+  for (auto [key, path] :
+       {std::pair{"ca_file", &t.ca_file}, std::pair{"cert_file", &t.cert_file}, std::pair{"key_file", &t.key_file}}) {
+    if (!path->empty() && !file_readable(*path))
+      r.errors.push_back(std::string("redis.tls.") + key + ": cannot read " + quote(*path));
+  }
+  if (t.cert_file.empty() != t.key_file.empty())
+    r.errors.push_back("redis.tls: cert_file and key_file go together; set both for a client certificate, or neither");
+  if (!t.verify)
+    r.warnings.push_back("redis.tls.verify is false: the Redis server's identity is not checked (testing only)");
 }
 
 void check_jwt(const jwt_config& j, const std::string& where, load_result& r) {
@@ -719,9 +751,11 @@ void validate(load_result& r) {
         "before Kafka gives up");
 
   const std::string& u = c.redis.url;
-  if (!u.empty() && u.rfind("redis://", 0) != 0 && u.rfind("sentinel://", 0) != 0)
+  if (!u.empty() && u.rfind("redis://", 0) != 0 && u.rfind("rediss://", 0) != 0 && u.rfind("sentinel://", 0) != 0)
     r.errors.push_back("redis.url: " + quote(u) +
-                       " is not valid; expected redis://HOST:PORT or sentinel://HOST:PORT,HOST:PORT/MASTER");
+                       " is not valid; expected redis://HOST:PORT, rediss://HOST:PORT or "
+                       "sentinel://HOST:PORT,HOST:PORT/MASTER");
+  check_redis_tls(c.redis, r);
   if (u.rfind("sentinel://", 0) == 0 && u.find('/', 11) == std::string::npos)
     r.errors.push_back("redis.url: " + quote(u) + " names no master; expected sentinel://HOST:PORT,.../MASTER");
   if (c.redis.heartbeat_interval * 2 > c.redis.node_ttl)

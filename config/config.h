@@ -163,6 +163,16 @@ struct local_log_config {
   milliseconds retention_age = milliseconds{7LL * 24 * 3600 * 1000};
 };
 
+// TLS to Redis and to its Sentinels (docs/state.md).
+struct redis_tls_config {
+  bool enabled = false;     // also on with a rediss:// URL
+  std::string ca_file;      // "" = the system's trusted CAs
+  std::string cert_file;    // client certificate, for tls-auth-clients
+  std::string key_file;     // its key
+  std::string server_name;  // SNI and the name checked; "" = each server's host
+  bool verify = true;       // check the server certificate and its name
+};
+
 struct redis_config {
   std::string url;  // "" = in-memory sessions; redis://h:p or sentinel://h:p,h:p/master
   std::string password;
@@ -171,6 +181,7 @@ struct redis_config {
   milliseconds command_timeout = milliseconds{2000};
   milliseconds heartbeat_interval = milliseconds{2000};
   milliseconds node_ttl = milliseconds{10000};
+  redis_tls_config tls;
 };
 
 struct drain_config {

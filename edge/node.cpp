@@ -207,7 +207,7 @@ bool node::impl::build() {
   try {
     store = state::make_session_store(cfg.redis, cfg.node.id, main_context(), registry);
   } catch (const std::exception& e) {
-    spdlog::error("redis.url: {}", e.what());
+    spdlog::error("{}", e.what());
     return false;
   }
   if (cfg.redis.url.empty())

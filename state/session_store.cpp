@@ -48,8 +48,9 @@ std::unique_ptr<session_store> make_session_store(const config::redis_config& cf
   }
   auto target = parse_redis_url(cfg.url);
   if (!target) {
-    throw std::invalid_argument("redis.url: " + target.error().message() + " in \"" + cfg.url +
-                                "\"; use redis://host:port or sentinel://host:port,host:port/master");
+    throw std::invalid_argument(
+        "redis.url: " + target.error().message() + " in \"" + cfg.url +
+        "\"; use redis://host:port, rediss://host:port or sentinel://host:port,host:port/master");
   }
   return std::make_unique<redis_session_store>(cfg, *target, std::move(node_id), io, registry);
 }

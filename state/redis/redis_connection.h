@@ -1,9 +1,11 @@
-// One asynchronous hiredis connection driven by Asio.
+// One Redis connection on Asio, over TCP or TLS.
 //
-// hiredis 0.14 has no Asio adapter: this one watches the context's socket
-// with posix::stream_descriptor::async_wait (read and write readiness) and
-// calls redisAsyncHandleRead/Write, all on the strand given at creation.
-// Every member function must be called on that strand.
+// Asio owns the socket (resolver, tcp::socket, ssl::stream); hiredis is the
+// protocol library only: commands are encoded with redisFormatCommandArgv and
+// replies decoded with a redisReader. Replies come back in order, so a queue
+// of pending commands matches them. Commands queued while a write is in
+// flight go out together in the next write. Everything runs on the strand
+// given at creation; every member function must be called on it.
 //
 // Every command has a deadline. When it passes, the command's handler gets
 // store_error::timeout and the connection is closed (a Redis that does not
@@ -18,12 +20,20 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-struct redisAsyncContext;
+struct redisReader;
+
+namespace boost::asio::ssl {
+class context;
+}
+namespace wharf::config {
+struct redis_tls_config;
+}
 
 namespace wharf::state {
 
@@ -43,13 +53,24 @@ struct redis_reply {
 
 using strand_type = boost::asio::strand<boost::asio::io_context::executor_type>;
 
+// How to reach servers over TLS. No context: plain TCP.
+struct redis_tls {
+  std::shared_ptr<boost::asio::ssl::context> context;
+  std::string server_name;  // SNI and the name checked; "" = the host connected to
+  bool verify = true;
+};
+
+// Builds the TLS settings from redis.tls (`enabled` may come from rediss://).
+// Throws std::runtime_error naming the key when a file cannot be used.
+redis_tls make_redis_tls(const config::redis_tls_config& cfg, bool enabled);
+
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
  public:
   using reply_handler = std::function<void(boost::system::result<redis_reply>)>;
   using ready_handler = std::function<void(boost::system::error_code)>;
   using message_handler = std::function<void(const std::string& channel, const std::string& message)>;
 
-  static std::shared_ptr<redis_connection> create(strand_type strand, std::string name);
+  static std::shared_ptr<redis_connection> create(strand_type strand, std::string name, redis_tls tls = {});
   ~redis_connection();
 
   // Connects, sends AUTH when `password` is not empty, then calls `ready`
@@ -70,27 +91,38 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   // Closes now: pending handlers get store_error::unavailable; on_closed does not fire.
   void close();
 
-  bool connected() const noexcept { return context_ != nullptr && established_; }
+  bool connected() const noexcept { return established_ && !closing_; }
   const std::string& host() const noexcept { return host_; }
   std::uint16_t port() const noexcept { return port_; }
   const std::string& name() const noexcept { return name_; }
 
  private:
   struct pending;
-  redis_connection(strand_type strand, std::string name);
-  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_message(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_connect(const redisAsyncContext* ac, int status);
-  static void on_disconnect(const redisAsyncContext* ac, int status);
+  struct transport;
+  redis_connection(strand_type strand, std::string name, redis_tls tls);
+  void fail_connect(const char* step, boost::system::error_code ec);
+  void on_transport_ready();
+  void enqueue(const std::vector<std::string>& args);
+  void start_write();
+  void start_read();
+  void on_data(std::size_t n);
+  void dispatch(redis_reply r);
   void lost();
 
   strand_type strand_;
   std::string name_;
+  redis_tls tls_;
   std::string host_;
   std::uint16_t port_ = 0;
-  redisAsyncContext* context_ = nullptr;
+  std::unique_ptr<transport> io_;
+  redisReader* reader_ = nullptr;
   bool established_ = false;
   bool closing_ = false;
+  bool writing_ = false;
+  bool subscribed_mode_ = false;
+  std::string out_;       // encoded commands not yet handed to a write
+  std::string in_write_;  // the bytes of the write in flight
+  std::deque<std::shared_ptr<pending>> pending_;
   std::string password_;
   std::chrono::milliseconds connect_timeout_{};
   std::shared_ptr<boost::asio::steady_timer> connect_timer_;

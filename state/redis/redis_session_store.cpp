@@ -69,7 +69,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
         metrics_(registry),
         retry_timer_(strand_),
         heartbeat_timer_(strand_),
-        takeover_executor_(io.get_executor()) {
+        takeover_executor_(io.get_executor()),
+        tls_(make_redis_tls(cfg_.tls, cfg_.tls.enabled || target_.tls)) {
     if (!cfg_.password.empty())
       password_ = cfg_.password;
     else
@@ -319,7 +320,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
       return retry_later();
     }
     const auto& ep = target_.endpoints[i];
-    auto conn = redis_connection::create(strand_, "sentinel-query");
+    auto conn = redis_connection::create(strand_, "sentinel-query", tls_);
     ++commands_sent_;
     conn->connect(
         ep.host, ep.port, std::string{}, cfg_.command_timeout,
@@ -341,7 +342,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
 
   void connect_primary(redis_endpoint ep) {
     if (stopped_) return;
-    auto conn = redis_connection::create(strand_, "main");
+    auto conn = redis_connection::create(strand_, "main", tls_);
     main_ = conn;
     conn->connect(
         ep.host, ep.port, password_, cfg_.command_timeout,
@@ -431,7 +432,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   // Takeover notices for this node: "<epoch> <client id>".
   void ensure_node_subscription() {
     if (sub_ || stopped_ || !primary_ || !main_ready_) return;
-    auto conn = redis_connection::create(strand_, "takeover");
+    auto conn = redis_connection::create(strand_, "takeover", tls_);
     sub_ = conn;
     auto self = shared_from_this();
     auto drop = [self, conn] {
@@ -468,7 +469,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   void ensure_sentinel_subscription(std::size_t i) {
     if (!target_.sentinel || sentinel_sub_ || stopped_) return;
     const auto& ep = target_.endpoints[i % target_.endpoints.size()];
-    auto conn = redis_connection::create(strand_, "sentinel-events");
+    auto conn = redis_connection::create(strand_, "sentinel-events", tls_);
     sentinel_sub_ = conn;
     sentinel_index_ = i;
     auto self = shared_from_this();
@@ -604,6 +605,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   std::mutex takeover_mutex_;
   boost::asio::any_io_executor takeover_executor_;
   takeover_handler takeover_;
+  const redis_tls tls_;  // to the primary and to the Sentinels alike
 };
 
 redis_session_store::redis_session_store(const config::redis_config& cfg, redis_target target, std::string node_id,

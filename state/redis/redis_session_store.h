@@ -1,4 +1,5 @@
-// The session store on replicated Redis (hiredis 0.14, async, on Asio).
+// The session store on replicated Redis (Asio transport, TCP or TLS; hiredis
+// encodes commands and decodes replies).
 //
 // One command connection to the current primary carries every operation;
 // mutating operations are single Lua scripts (state/redis/redis_scripts.cpp,

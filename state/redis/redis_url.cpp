@@ -11,7 +11,7 @@ class url_category_impl final : public boost::system::error_category {
   std::string message(int ev) const override {
     switch (static_cast<url_error>(ev)) {
       case url_error::bad_scheme:
-        return "scheme must be redis:// or sentinel://";
+        return "scheme must be redis://, rediss:// or sentinel://";
       case url_error::missing_host:
         return "missing host";
       case url_error::bad_port:
@@ -77,8 +77,12 @@ boost::system::result<redis_target> parse_redis_url(std::string_view url) {
   constexpr std::string_view redis_scheme = "redis://";
   constexpr std::string_view sentinel_scheme = "sentinel://";
   std::string_view rest;
+  constexpr std::string_view rediss_scheme = "rediss://";
   if (url.starts_with(redis_scheme)) {
     rest = url.substr(redis_scheme.size());
+  } else if (url.starts_with(rediss_scheme)) {
+    t.tls = true;
+    rest = url.substr(rediss_scheme.size());
   } else if (url.starts_with(sentinel_scheme)) {
     t.sentinel = true;
     rest = url.substr(sentinel_scheme.size());

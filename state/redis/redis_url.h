@@ -1,5 +1,5 @@
 // Parses redis.url: `redis://[:password@]host[:port]` (one server, default
-// port 6379) or `sentinel://[:password@]host[:port],host[:port],.../master`
+// port 6379; `rediss://` the same over TLS) or `sentinel://[:password@]host[:port],host[:port],.../master`
 // (Sentinels, default port 26379, and the master name they watch).
 // IPv6 addresses go in brackets: redis://[::1]:6379.
 #pragma once
@@ -24,10 +24,11 @@ struct redis_target {
   std::vector<redis_endpoint> endpoints;  // one for redis://, one or more for sentinel://
   std::string master_name;                // sentinel:// only
   std::string password;                   // from the URL; redis.password wins when set
+  bool tls = false;                       // rediss://
 };
 
 enum class url_error {
-  bad_scheme = 1,  // not redis:// or sentinel://
+  bad_scheme = 1,  // not redis://, rediss:// or sentinel://
   missing_host,
   bad_port,
   missing_master,   // sentinel:// without /master

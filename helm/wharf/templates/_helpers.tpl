@@ -230,6 +230,20 @@ top.
 {{- $_ := set $managed "kafka" (dict "properties" $props) }}
 {{- end }}
 
+{{- /* Redis TLS: the switch and the files from redis.tls.existingSecret */}}
+{{- if $v.redis.tls.enabled }}
+{{- $rtls := dict "enabled" true }}
+{{- if $v.redis.tls.existingSecret }}
+{{- $_ := set $rtls "ca_file" (printf "%s/redis/ca.crt" $secrets) }}
+{{- if and $v.redis.tls.certKey $v.redis.tls.keyKey }}
+{{- $_ := set $rtls "cert_file" (printf "%s/redis/client.crt" $secrets) }}
+{{- $_ := set $rtls "key_file" (printf "%s/redis/client.key" $secrets) }}
+{{- end }}
+{{- end }}
+{{- if $v.redis.tls.serverName }}{{- $_ := set $rtls "server_name" $v.redis.tls.serverName }}{{- end }}
+{{- $_ := set $managed "redis" (dict "tls" $rtls) }}
+{{- end }}
+
 {{- $merged := mustMergeOverwrite $cfg $managed }}
 {{- /* A merge never overwrites with an empty value: set those explicitly. */}}
 {{- $_ := set $merged.mqtt "listen" $mqtt.listen }}

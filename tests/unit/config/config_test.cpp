@@ -293,6 +293,31 @@ TEST(ConfigValidate, SentinelUrlNeedsMasterName) {
   EXPECT_TRUE(has_error(r, {"redis.url", "master"})) << errors_of(r);
 }
 
+TEST(ConfigValidate, AcceptsRedissUrl) {
+  auto r = load("redis:\n  url: rediss://redis.local:6380\n");
+  EXPECT_FALSE(has_error(r, {"redis"})) << errors_of(r);
+}
+
+TEST(ConfigValidate, RedisTlsKeysNeedTlsOn) {
+  auto r = load("redis:\n  url: redis://h:6379\n  tls:\n    server_name: redis.local\n");
+  EXPECT_TRUE(has_error(r, {"redis.tls", "redis.tls.enabled: true"})) << errors_of(r);
+}
+
+TEST(ConfigValidate, RedisTlsFilesMustBeReadable) {
+  auto r = load("redis:\n  url: redis://h:6379\n  tls:\n    enabled: true\n    ca_file: /nonexistent/ca.crt\n");
+  EXPECT_TRUE(has_error(r, {"redis.tls.ca_file", "/nonexistent/ca.crt"})) << errors_of(r);
+}
+
+TEST(ConfigValidate, RedisTlsCertAndKeyGoTogether) {
+  auto r = load("redis:\n  url: rediss://h:6379\n  tls:\n    cert_file: /etc/hostname\n");
+  EXPECT_TRUE(has_error(r, {"redis.tls", "cert_file and key_file"})) << errors_of(r);
+}
+
+TEST(ConfigValidate, RedisTlsNeedsUrl) {
+  auto r = load("redis:\n  tls:\n    enabled: true\n");
+  EXPECT_TRUE(has_error(r, {"redis.tls.enabled", "redis.url"})) << errors_of(r);
+}
+
 TEST(ConfigValidate, NodeTtlAtLeastTwoHeartbeats) {
   auto r = load("redis:\n  heartbeat_interval: 5s\n  node_ttl: 6s\n");
   EXPECT_TRUE(has_error(r, {"redis.node_ttl", "twice"})) << errors_of(r);

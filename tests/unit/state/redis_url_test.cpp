@@ -13,6 +13,15 @@ TEST(RedisUrl, ParsesSingleServerWithPort) {
   EXPECT_EQ(t->endpoints[0], (redis_endpoint{"10.0.0.5", 6390}));
 }
 
+TEST(RedisUrl, RedissIsOneServerOverTls) {
+  auto t = parse_redis_url("rediss://redis.local:6380");
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->tls);
+  EXPECT_FALSE(t->sentinel);
+  EXPECT_EQ(t->endpoints[0], (redis_endpoint{"redis.local", 6380}));
+  EXPECT_FALSE(parse_redis_url("redis://h:1")->tls);
+}
+
 TEST(RedisUrl, DefaultsServerPortTo6379) {
   auto t = parse_redis_url("redis://redis.local");
   ASSERT_TRUE(t);
@@ -61,7 +70,7 @@ TEST(RedisUrl, RejectsSentinelWithoutMasterName) {
 }
 
 TEST(RedisUrl, RejectsUnknownScheme) {
-  auto t = parse_redis_url("rediss://h:6379");
+  auto t = parse_redis_url("http://h:6379");
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().value(), static_cast<int>(url_error::bad_scheme));
   EXPECT_FALSE(parse_redis_url("h:6379"));
