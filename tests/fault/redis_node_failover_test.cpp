@@ -252,8 +252,108 @@ TEST(RedisNodeFailover, PersistentSessionConnectsSurviveKillingThePrimary) {
             << "  last failed CONNECT:                  " << rel(last_failure) << "\n"
             << "connects: " << outcomes.size() << " (" << accepted << " accepted, " << refused << " refused 0x88/0x03, "
             << closed << " closed, " << hung << " hung); " << acked.size()
-            << " acknowledged sessions resumed with session present on both nodes: " << acked.size() - lost_a
-            << " / " << acked.size() - lost_b << "\n";
+            << " acknowledged sessions resumed with session present on both nodes: " << acked.size() - lost_a << " / "
+            << acked.size() - lost_b << "\n";
+}
+
+// /readyz and a Redis without any primary: every Redis server stopped, so
+// Sentinel has nothing to promote. A short outage leaves the node ready; one
+// longer than admin.unready_after makes /readyz 503 (check "sessions"); it
+// is ready again once Redis is back.
+TEST(RedisNodeReadiness, ReadyzFailsOnlyAfterRedisHadNoPrimaryForUnreadyAfter) {
+  rs::require_stack();
+  if (::testing::Test::HasFatalFailure()) return;
+  constexpr auto threshold = 15s;
+  auto o = node_options(it::unique_name("readyz"));
+  o.config_yaml += "admin:\n  unready_after: 15s\n";
+  wharf_node n(o);
+  std::string why;
+  ASSERT_TRUE(n.wait_ready(30s, &why)) << why;
+  auto readyz = [&](const std::string& target = "/readyz") {
+    return wharf::test::http_request(n.admin_port(), "GET", target, "", {}, 2000ms);
+  };
+  auto primary_up = [&] {
+    return metric_value(wharf::test::http_get(n.admin_port(), "/metrics").body, "wharf_redis_primary_up");
+  };
+  auto wait_for = [](auto pred, std::chrono::milliseconds limit, auto each) {
+    const auto until = clock_type::now() + limit;
+    while (clock_type::now() < until) {
+      if (pred()) return true;
+      each();
+      std::this_thread::sleep_for(200ms);
+    }
+    return pred();
+  };
+  ASSERT_EQ(primary_up(), 1);
+  const std::string all = "redis-1 redis-2 redis-3";
+  rs::restore_stack restore;
+  restore.names = all;
+
+  // 1. A blip: stopped and started again well within the threshold, with
+  // /readyz polled all along.
+  const auto blip = clock_type::now();
+  std::atomic<bool> blip_over{false};
+  std::atomic<int> blip_polls{0}, blip_unready{0};
+  std::thread poller([&] {
+    while (!blip_over) {
+      auto r = readyz();
+      if (clock_type::now() < blip + threshold) {
+        ++blip_polls;
+        if (r.status != 200) ++blip_unready;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  const int stop_rc = rs::run_stack("stop " + all);
+  const bool noticed = wait_for([&] { return primary_up() == 0; }, 10s, [] {});
+  const int start_rc = rs::run_stack("start " + all);
+  const bool reconnected = wait_for([&] { return primary_up() == 1; }, 30s, [] {});
+  const auto blip_ms = ms_since(blip, clock_type::now());
+  blip_over = true;
+  poller.join();
+  ASSERT_EQ(stop_rc, 0);
+  EXPECT_TRUE(noticed) << "the node did not notice that Redis is gone";
+  ASSERT_EQ(start_rc, 0);
+  ASSERT_TRUE(reconnected) << "the node did not reconnect to Redis";
+  ASSERT_LT(blip_ms, std::chrono::duration_cast<std::chrono::milliseconds>(threshold).count())
+      << "precondition: the blip must be shorter than the threshold (stack restart too slow)";
+  EXPECT_GT(blip_polls.load(), 0);
+  EXPECT_EQ(blip_unready.load(), 0) << "a Redis outage shorter than admin.unready_after flipped /readyz";
+  ASSERT_TRUE(rs::eventually_two_replicas(60s)) << "the stack did not recover after the blip";
+
+  // 2. An outage: no primary for longer than the threshold.
+  const auto outage = clock_type::now();
+  ASSERT_EQ(rs::run_stack("stop " + all), 0);
+  std::optional<clock_type::time_point> unready_at;
+  wait_for([&] { return unready_at.has_value(); }, threshold + 20s,
+           [&] {
+             auto r = readyz();
+             if (r.status == 503 && !unready_at) unready_at = clock_type::now();
+             if (clock_type::now() < outage + threshold) {
+               EXPECT_EQ(r.status, 200) << "/readyz failed before admin.unready_after: " << r.body;
+             }
+           });
+  ASSERT_TRUE(unready_at) << "/readyz stayed ready with no Redis primary for " << (threshold + 20s).count() << " s";
+  EXPECT_GE(*unready_at, outage + threshold);
+  auto verbose = readyz("/readyz?verbose");
+  EXPECT_EQ(verbose.status, 503);
+  EXPECT_NE(verbose.body.find(R"({"name":"sessions","ok":false,"detail":"no Redis primary for )"), std::string::npos)
+      << verbose.body;
+  EXPECT_EQ(primary_up(), 0);
+
+  // 3. Redis back: ready again.
+  const auto back = clock_type::now();
+  ASSERT_EQ(rs::run_stack("start " + all), 0);
+  std::optional<clock_type::time_point> ready_at;
+  wait_for([&] { return ready_at.has_value(); }, 60s,
+           [&] {
+             if (readyz().status == 200) ready_at = clock_type::now();
+           });
+  ASSERT_TRUE(ready_at) << "/readyz did not recover after Redis came back";
+  EXPECT_EQ(primary_up(), 1);
+  std::cout << "readyz: blip of " << blip_ms << " ms kept the node ready (" << blip_polls.load()
+            << " polls); outage: 503 after " << ms_since(outage, *unready_at) << " ms (threshold " << threshold.count()
+            << " s), ready " << ms_since(back, *ready_at) << " ms after the start of Redis began\n";
 }
 
 }  // namespace

@@ -179,6 +179,16 @@ inline int run_stack(const std::string& args) {
   return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
 
+// Waits until the primary Sentinel names has both replicas online.
+inline bool eventually_two_replicas(std::chrono::seconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto p = current_primary(); p && online_replicas(*p).size() >= 2) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return false;
+}
+
 // Restarts the stopped or killed Redis servers in `names` (when not empty)
 // and waits until the primary has both replicas again, so later tests find
 // the stack as `scripts/stack up` left it.
@@ -187,11 +197,7 @@ struct restore_stack {
   ~restore_stack() {
     if (names.empty()) return;
     EXPECT_EQ(run_stack("start " + names), 0) << "could not restart " << names;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < until) {
-      if (auto p = current_primary(); p && online_replicas(*p).size() >= 2) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
+    if (eventually_two_replicas(std::chrono::seconds(60))) return;
     ADD_FAILURE() << "the stack did not get back to a primary with two replicas after restarting " << names;
   }
 };
