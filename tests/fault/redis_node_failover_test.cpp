@@ -284,7 +284,7 @@ TEST(RedisNodeReadiness, ReadyzFailsOnlyAfterRedisHadNoPrimaryForUnreadyAfter) {
     }
     return pred();
   };
-  ASSERT_EQ(primary_up(), 1);
+  ASSERT_TRUE(wait_for([&] { return primary_up() == 1; }, 30s, [] {})) << "the node never reached the Redis primary";
   const std::string all = "redis-1 redis-2 redis-3";
   rs::restore_stack restore;
   restore.names = all;
