@@ -79,8 +79,9 @@ struct will_message {
   std::uint8_t qos = 0;
   bool retain = false;
   // MQTT 5 Will Properties other than Will Delay Interval, kept as the codec
-  // encodes them on the wire (property bytes without the length prefix).
-  // Opaque to the store; empty for 3.1.1.
+  // encodes them on the wire (the property list with its length prefix,
+  // mqtt::encode_will_properties). Opaque to the store; empty for 3.1.1 and
+  // for a will without properties.
   std::string properties;
   std::uint32_t delay_seconds = 0;  // Will Delay Interval; 0 for 3.1.1
 };
