@@ -124,6 +124,21 @@ struct node::impl {
                            std::to_string(h.queued_records) + " records queued";
       checks.push_back({"sink", ok, detail});
     }
+    if (store) {
+      // Same rule for Redis: a failover takes seconds and must not pull
+      // every node out of the load balancer; a Redis without a primary for
+      // longer than admin.unready_after makes every CONNECT fail.
+      auto h = store->health();
+      auto down = std::chrono::steady_clock::now() - h.no_primary_since;
+      bool ok = h.has_primary || down < cfg.admin.unready_after;
+      std::string detail =
+          cfg.redis.url.empty() ? "in memory"
+          : h.has_primary
+              ? "Redis primary connected"
+              : "no Redis primary for " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(down).count()) + " ms";
+      checks.push_back({"sessions", ok, detail});
+    }
     return checks;
   }
 

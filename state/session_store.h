@@ -27,6 +27,7 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -78,8 +79,9 @@ struct will_message {
   std::uint8_t qos = 0;
   bool retain = false;
   // MQTT 5 Will Properties other than Will Delay Interval, kept as the codec
-  // encodes them on the wire (property bytes without the length prefix).
-  // Opaque to the store; empty for 3.1.1.
+  // encodes them on the wire (the property list with its length prefix,
+  // mqtt::encode_will_properties). Opaque to the store; empty for 3.1.1 and
+  // for a will without properties.
   std::string properties;
   std::uint32_t delay_seconds = 0;  // Will Delay Interval; 0 for 3.1.1
 };
@@ -155,6 +157,14 @@ using done_handler = std::function<void(boost::system::error_code)>;
 // (MQTT 5: DISCONNECT 0x8E Session taken over).
 using takeover_handler = std::function<void(std::string client_id, std::uint64_t new_epoch)>;
 
+// Whether the store can write sessions now; what /readyz looks at.
+struct store_health {
+  bool has_primary = true;  // the Redis store is connected to a primary (always true in memory)
+  // When it last lost (or, never having had one, started looking for) a
+  // primary; meaningful while !has_primary.
+  std::chrono::steady_clock::time_point no_primary_since{};
+};
+
 class session_store {
  public:
   virtual ~session_store() = default;
@@ -206,6 +216,9 @@ class session_store {
   virtual void shutdown(boost::asio::any_io_executor ex, done_handler h) = 0;
 
   virtual std::string_view node_id() const noexcept = 0;
+
+  // Safe to call from any thread, cheap (no Redis round trip).
+  virtual store_health health() const noexcept { return {}; }
 };
 
 // Memory (url "") or Redis (redis://, sentinel://). Throws

@@ -16,6 +16,10 @@ store_metrics::store_metrics(prometheus::Registry& registry)
                           .Help("Times the session store switched to a different Redis primary")
                           .Register(registry)
                           .Add({})),
+      primary_up_family_(prometheus::BuildGauge()
+                             .Name("wharf_redis_primary_up")
+                             .Help("1 while the session store is connected to a Redis primary, else 0")
+                             .Register(registry)),
       sessions_(prometheus::BuildCounter()
                     .Name("wharf_sessions_total")
                     .Help("MQTT sessions by outcome: created, resumed, taken_over, expired")
@@ -29,6 +33,11 @@ prometheus::Histogram& store_metrics::command_seconds(const std::string& command
   auto& h = command_family_.Add({{"command", command}}, buckets);
   histograms_.emplace(command, &h);
   return h;
+}
+
+void store_metrics::primary_up(bool up) {
+  if (!primary_up_) primary_up_ = &primary_up_family_.Add({});
+  primary_up_->Set(up ? 1 : 0);
 }
 
 void store_metrics::error(const std::string& kind) { errors_.Add({{"kind", kind}}).Increment(); }

@@ -958,4 +958,22 @@ std::size_t encoded_size(const packet& p, protocol_version version) {
   return scratch.size();
 }
 
+std::string encode_will_properties(const properties& p) {
+  std::string out;
+  put_properties(out, p);
+  return out;
+}
+
+boost::system::result<properties> decode_will_properties(std::string_view bytes, const decoder_options& options) {
+  properties props;
+  reader r{reinterpret_cast<const std::uint8_t*>(bytes.data()),
+           reinterpret_cast<const std::uint8_t*>(bytes.data()) + bytes.size()};
+  if (auto ec = read_properties(r, props, c_will, options)) return ec;
+  if (r.left() != 0) {
+    error_code trailing = errc::malformed_packet;
+    return trailing;
+  }
+  return props;
+}
+
 }  // namespace wharf::mqtt

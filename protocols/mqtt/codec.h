@@ -90,6 +90,12 @@ void encode(const disconnect& p, protocol_version version, std::string& out);
 // Size in bytes `encode` would append.
 std::size_t encoded_size(const packet& p, protocol_version version);
 
+// Will Properties as a session store keeps them: the property list as on
+// the wire, length prefix included, and back (only properties a will may
+// carry are accepted).
+std::string encode_will_properties(const properties& p);
+boost::system::result<properties> decode_will_properties(std::string_view bytes, const decoder_options& options = {});
+
 // Appends the MQTT Variable Byte Integer for n (n < 268'435'456).
 void encode_varint(std::uint32_t n, std::string& out);
 

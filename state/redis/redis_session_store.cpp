@@ -12,6 +12,8 @@
 #include <atomic>
 #include <charconv>
 #include <deque>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 
 namespace wharf::state {
@@ -78,6 +80,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   }
 
   void start() {
+    metrics_.primary_up(false);
     boost::asio::post(strand_, [self = shared_from_this()] {
       // First of all: sessions an earlier run of this node id left behind.
       self->reap_own_leftovers();
@@ -374,8 +377,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
           spdlog::warn("redis: lost the connection to the primary {}:{}", conn->host(), conn->port());
           self->metrics_.error("connection");
           self->main_.reset();
-          self->main_ready_ = false;
-          self->close_node_subscription();
+          self->lose_primary();
           self->ensure_connecting();
         });
   }
@@ -389,6 +391,8 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     }
     primary_ = ep;
     main_ready_ = true;
+    has_primary_.store(true, std::memory_order_release);
+    metrics_.primary_up(true);
     connecting_ = false;
     backoff_ = std::chrono::milliseconds{0};
     auto waiting = std::move(waiting_);
@@ -419,9 +423,97 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
       main_->close();
       main_.reset();
     }
-    main_ready_ = false;
-    close_node_subscription();
+    lose_primary();
     ensure_connecting();
+  }
+
+  // No usable primary from now on (until primary_ready): /readyz measures
+  // from the first moment of this.
+  void lose_primary() {
+    main_ready_ = false;
+    if (has_primary_.exchange(false, std::memory_order_acq_rel)) {
+      no_primary_since_.store(clock::now().time_since_epoch().count(), std::memory_order_release);
+      metrics_.primary_up(false);
+    }
+    close_node_subscription();
+  }
+
+  // ---- sessions held by this node's connections (takeover re-check) ----
+  // client id -> epochs of connections on this node that got CONNACK and
+  // have not disconnected or been told of a takeover. Bounded by this
+  // node's connections (plus a few whose notice overtook their CONNECT
+  // reply, dropped at the next re-check).
+
+  void hold(const std::string& client_id, std::uint64_t epoch) { held_[client_id].push_back(epoch); }
+
+  void unhold(const std::string& client_id, std::uint64_t epoch) {
+    auto it = held_.find(client_id);
+    if (it == held_.end()) return;
+    std::erase(it->second, epoch);
+    if (it->second.empty()) held_.erase(it);
+  }
+
+  // A takeover to `epoch` supersedes every older connection of the id.
+  void unhold_older(const std::string& client_id, std::uint64_t epoch) {
+    auto it = held_.find(client_id);
+    if (it == held_.end()) return;
+    std::erase_if(it->second, [epoch](std::uint64_t e) { return e < epoch; });
+    if (it->second.empty()) held_.erase(it);
+  }
+
+  // Sessions checked per round trip by the re-check.
+  static constexpr std::size_t recheck_batch = 200;
+
+  // After every (re)subscription of the takeover channel: a notice
+  // published while the subscription was down is lost, so compare the
+  // epoch Redis holds for every session this node holds a connection for
+  // and deliver a takeover for each one that moved on (a newer epoch, or
+  // the session is gone). Notices from now on arrive on the subscription.
+  // Runs in batches of `recheck_batch` pipelined HGETs, one batch at a time.
+  void recheck_held(std::uint64_t round) {
+    auto ids = std::make_shared<std::vector<std::string>>();
+    ids->reserve(held_.size());
+    for (const auto& [id, epochs] : held_) ids->push_back(id);
+    recheck_from(round, std::move(ids), 0);
+  }
+
+  void recheck_from(std::uint64_t round, std::shared_ptr<std::vector<std::string>> ids, std::size_t from) {
+    if (stopped_ || round != recheck_round_ || from >= ids->size()) return;
+    const std::size_t to = std::min(ids->size(), from + recheck_batch);
+    auto c = std::make_shared<call>();
+    c->name = "recheck";
+    c->started = clock::now();
+    c->deadline = c->started + cfg_.command_timeout;
+    for (std::size_t i = from; i < to; ++i) c->commands.push_back({"HGET", prefix_ + "s:{" + (*ids)[i] + "}", "epoch"});
+    c->done = [self = shared_from_this(), round, ids, from, to](boost::system::result<replies> r) {
+      if (!r) {
+        spdlog::warn("redis: takeover re-check failed: {}; it runs again after the next re-subscription",
+                     r.error().message());
+        return;
+      }
+      std::size_t moved = 0;
+      for (std::size_t i = from; i < to; ++i) {
+        const auto& id = (*ids)[i];
+        const auto& reply = (*r)[i - from];
+        if (reply.is_error()) continue;
+        auto it = self->held_.find(id);
+        if (it == self->held_.end()) continue;
+        const std::uint64_t highest = *std::max_element(it->second.begin(), it->second.end());
+        // Gone: whoever ended it had a newer epoch than any of ours.
+        const std::uint64_t current = reply.type == redis_reply::kind::nil ? highest + 1 : to_u64(reply);
+        bool stale = false;
+        for (auto e : it->second) stale = stale || e < current;
+        if (!stale) continue;
+        ++moved;
+        self->metrics_.error("takeover_missed");
+        self->deliver_takeover(id, current);
+      }
+      if (moved > 0)
+        spdlog::info("redis: {} session(s) were taken over while the takeover subscription was down; closing them",
+                     moved);
+      self->recheck_from(round, ids, to);
+    };
+    exec(std::move(c));
   }
 
   void close_node_subscription() {
@@ -445,8 +537,9 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
           if (ec) return drop();
           conn->subscribe(
               self->prefix_ + "node:" + self->node_id_, self->cfg_.command_timeout,
-              [drop](boost::system::error_code ec2) {
-                if (ec2) drop();
+              [self, drop](boost::system::error_code ec2) {
+                if (ec2) return drop();
+                self->recheck_held(++self->recheck_round_);
               },
               [self](const std::string&, const std::string& message) { self->deliver_takeover(message); });
         },
@@ -458,7 +551,11 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     if (space == std::string::npos) return;
     std::uint64_t epoch = 0;
     std::from_chars(message.data(), message.data() + space, epoch);
-    std::string client_id = message.substr(space + 1);
+    deliver_takeover(message.substr(space + 1), epoch);
+  }
+
+  void deliver_takeover(std::string client_id, std::uint64_t epoch) {
+    unhold_older(client_id, epoch);
     std::lock_guard lock(takeover_mutex_);
     if (!takeover_) return;
     boost::asio::post(takeover_executor_,
@@ -511,8 +608,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     // Go straight to the announced primary instead of waiting out a backoff.
     if (main_) main_->close();
     main_.reset();
-    main_ready_ = false;
-    close_node_subscription();
+    lose_primary();
     retry_pending_ = false;
     retry_timer_.cancel();
     backoff_ = std::chrono::milliseconds{0};
@@ -558,6 +654,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
 
   void stop_now() {
     stopped_ = true;
+    held_.clear();
     retry_timer_.cancel();
     heartbeat_timer_.cancel();
     auto waiting = std::move(waiting_);
@@ -565,8 +662,7 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
     for (auto& c : waiting) finish(*c, store_error::shutting_down);
     if (main_) main_->close();
     main_.reset();
-    main_ready_ = false;
-    close_node_subscription();
+    lose_primary();
     wait_inflight_.reset();
     fail_batch(wait_next_);
     if (sentinel_sub_) sentinel_sub_->close();
@@ -591,6 +687,10 @@ class redis_session_store::impl : public std::enable_shared_from_this<impl> {
   std::size_t sentinel_index_ = 0;
   std::optional<redis_endpoint> primary_;
   bool main_ready_ = false;
+  std::atomic<bool> has_primary_{false};
+  std::atomic<clock::rep> no_primary_since_{clock::now().time_since_epoch().count()};
+  std::unordered_map<std::string, std::vector<std::uint64_t>> held_;
+  std::uint64_t recheck_round_ = 0;
   bool connecting_ = false;
   bool retry_pending_ = false;
   std::uint64_t attempt_ = 0;  // discovery round; stale Sentinel answers are dropped
@@ -619,6 +719,13 @@ redis_session_store::~redis_session_store() { impl_->stop_now(); }
 
 std::string_view redis_session_store::node_id() const noexcept { return impl_->node_id_; }
 
+store_health redis_session_store::health() const noexcept {
+  store_health h;
+  h.has_primary = impl_->has_primary_.load(std::memory_order_acquire);
+  h.no_primary_since = clock::time_point(clock::duration(impl_->no_primary_since_.load(std::memory_order_acquire)));
+  return h;
+}
+
 std::uint64_t redis_session_store::commands_sent() const noexcept { return impl_->commands_sent_.load(); }
 
 std::uint64_t redis_session_store::waits_sent() const noexcept { return impl_->waits_sent_.load(); }
@@ -627,6 +734,7 @@ void redis_session_store::connect(std::string client_id, connect_params params, 
                                   handler<connect_result> h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), p = std::move(params),
                                      ex = std::move(ex), h = std::move(h)]() mutable {
+    const bool ours = p.node_id.empty() || p.node_id == s->node_id_;
     std::vector<std::string> args{client_id, p.node_id.empty() ? s->node_id_ : p.node_id, p.connection_id,
                                   p.clean_start ? "1" : "0", std::to_string(p.session_expiry_seconds)};
     if (p.will) {
@@ -636,7 +744,7 @@ void redis_session_store::connect(std::string client_id, connect_params params, 
       args.push_back("0");
     }
     s->run_script("connect", s->scripts_.connect, std::move(args), true,
-                  [s, ex, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
+                  [s, ex, ours, client_id, h = std::move(h)](boost::system::result<redis_reply> r) mutable {
                     if (!r) return complete<connect_result>(ex, std::move(h), r.error());
                     const auto& v = *r;
                     if (!is_array(v, 9)) {
@@ -646,6 +754,7 @@ void redis_session_store::connect(std::string client_id, connect_params params, 
                     connect_result out;
                     out.session_present = to_u64(v.elements[0]) == 1;
                     out.epoch = to_u64(v.elements[1]);
+                    if (ours) s->hold(client_id, out.epoch);
                     out.previous_node = v.elements[2].str;
                     out.previous_connection_id = v.elements[3].str;
                     out.taken_over = to_u64(v.elements[4]) == 1;
@@ -669,6 +778,7 @@ void redis_session_store::disconnect(std::string client_id, std::uint64_t epoch,
                                      boost::asio::any_io_executor ex, handler<disconnect_result> h) {
   boost::asio::post(impl_->strand_, [s = impl_, client_id = std::move(client_id), epoch, params, ex = std::move(ex),
                                      h = std::move(h)]() mutable {
+    s->unhold(client_id, epoch);
     s->run_script("disconnect", s->scripts_.disconnect,
                   {client_id, std::to_string(epoch), std::to_string(params.session_expiry_seconds),
                    params.will == will_handling::publish ? "1" : "0"},

@@ -55,6 +55,7 @@ class redis_session_store final : public session_store {
   void on_takeover(boost::asio::any_io_executor ex, takeover_handler h) override;
   void shutdown(boost::asio::any_io_executor ex, done_handler h) override;
   std::string_view node_id() const noexcept override;
+  store_health health() const noexcept override;
 
   // Redis commands sent so far (EVALSHA, EVAL, WAIT, heartbeats, discovery...).
   std::uint64_t commands_sent() const noexcept;

@@ -12,36 +12,6 @@
 namespace wharf::state::testing {
 namespace {
 
-std::vector<int> stack_redis_ports() {
-  std::vector<int> out;
-  std::stringstream ss(env_or("WHARF_TEST_REDIS_PORTS", "6379,6380,6381"));
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
-  return out;
-}
-
-int run_stack(const std::string& args) {
-  const std::string cmd = stack_script() + " " + args;
-  int rc = std::system(cmd.c_str());
-  return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-// Restarts the killed Redis and waits until the primary has both replicas
-// again, so later tests find the stack as `scripts/stack up` left it.
-struct restore_stack {
-  std::string name;
-  ~restore_stack() {
-    if (name.empty()) return;
-    EXPECT_EQ(run_stack("start " + name), 0) << "could not restart " << name;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < until) {
-      if (auto p = current_primary(); p && online_replicas(*p).size() >= 2) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    ADD_FAILURE() << "the stack did not get back to a primary with two replicas after restarting " << name;
-  }
-};
-
 struct outcome {
   std::string client_id;
   bool ok = false;
@@ -55,11 +25,7 @@ TEST(RedisSessionFailover, AcknowledgedSessionsSurviveKillingThePrimary) {
   require_stack();
   if (::testing::Test::HasFatalFailure()) return;
   const auto old_primary = *current_primary();
-  const auto ports = stack_redis_ports();
-  std::string victim;
-  for (std::size_t i = 0; i < ports.size(); ++i) {
-    if (ports[i] == old_primary.second) victim = "redis-" + std::to_string(i + 1);
-  }
+  const std::string victim = stack_redis_name(old_primary.second);
   ASSERT_FALSE(victim.empty()) << "primary port " << old_primary.second << " is not one of the stack's";
   ASSERT_GE(online_replicas(old_primary).size(), 2u) << "the stack must start with two replicas";
 
@@ -103,7 +69,7 @@ TEST(RedisSessionFailover, AcknowledgedSessionsSurviveKillingThePrimary) {
   {
     const int rc = run_stack("kill redis-primary");
     killed = true;
-    if (rc == 0) restore.name = victim;
+    if (rc == 0) restore.names = victim;
     EXPECT_EQ(rc, 0) << stack_script() << " kill redis-primary failed";
   }
   // Run until the store has written through the new primary for a while.

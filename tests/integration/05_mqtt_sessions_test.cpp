@@ -5,6 +5,7 @@
 #include "tests/integration/02_mqtt_support.h"
 #include "tests/support/mqtt_raw_client.h"
 
+#include <cctype>
 #include <csignal>
 #include <fstream>
 #include <sstream>
@@ -298,4 +299,59 @@ TEST(MqttSessions, PublishingCostsNoRedisCommands) {
   // add 300.
   EXPECT_LT(node_commands, 40) << "the node sent " << node_commands << " Redis commands in 8 s around a "
                                << burst.count() << " ms burst of 300 publishes: " << summary;
+}
+
+TEST(MqttSessions, WillPublishedFromRedisByAnotherNodeCarriesItsProperties) {
+  scoped_topic topic("it.sessions.will-props");
+  const std::string id_b = unique_name("node-b");
+  wharf_node a(session_node(unique_name("node-a"), topic.name));
+  wharf_node b(session_node(id_b, topic.name));
+  ASSERT_TRUE(ready(a) && ready(b));
+  const std::string id = unique_name("dev-will");
+  {
+    mqtt_raw_client c(a.mqtt_port(), mq::protocol_version::v5);
+    mq::connect p;
+    p.clean_start = true;
+    p.keep_alive = 60;
+    p.client_id = id;
+    p.props.session_expiry_interval = 5;  // the will is due when the session expires
+    mq::will_message w;
+    w.topic = "dev/will";
+    w.payload = R"({"state":"gone"})";
+    w.qos = mq::qos::at_least_once;
+    w.props.will_delay_interval = 600;
+    w.props.content_type = "application/json";
+    w.props.payload_format_indicator = 1;
+    w.props.response_topic = "dev/replies";
+    w.props.user_properties = {{"site", "north"}, {"ce_id", "forged"}};
+    p.will = w;
+    c.send(p);
+    auto got = c.receive(15s);
+    auto ack = as<mq::connack>(got);
+    ASSERT_NE(ack, nullptr);
+    ASSERT_EQ(ack->reason_code, mq::reason_code::success);
+  }  // the connection is lost without DISCONNECT: the will waits in Redis
+  // Node A recorded the disconnect (the will is scheduled), then dies: node
+  // B publishes the will from what Redis holds.
+  bool scheduled = false;
+  for (int i = 0; i < 100 && !scheduled; ++i) {
+    std::string out;
+    run_command("redis-cli -p " + redis_primary_port() + " ZSCORE wharf:wills '" + id + "' 2>/dev/null", &out);
+    scheduled = !out.empty() && std::isdigit(static_cast<unsigned char>(out[0]));  // a score, not nil
+    if (!scheduled) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(scheduled) << "node A never scheduled the will in Redis";
+  ASSERT_EQ(a.process().stop(SIGKILL, 10s), 128 + SIGKILL);
+  auto records = read_client(topic.name, id, 1, 40s);
+  ASSERT_EQ(records.size(), 1u) << "the will was not published exactly once; node B's metrics:\n"
+                                << http_get(b.admin_port(), "/metrics").body;
+  const auto& r = records[0];
+  EXPECT_EQ(r.value, R"({"state":"gone"})");
+  EXPECT_EQ(r.header("ce_mqttwill"), "true");
+  EXPECT_EQ(r.header("ce_node"), id_b);
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_EQ(r.header("ce_mqttpayloadformat"), "1");
+  EXPECT_EQ(r.header("ce_mqttresponsetopic"), "dev/replies");
+  EXPECT_EQ(r.header("site"), "north");
+  EXPECT_EQ(r.header_count("ce_id"), 1) << "a user property may not forge a ce_ header";
 }

@@ -609,5 +609,103 @@ TEST_F(RedisSessionStore, ReportsCommandLatencyAndSessionOutcomes) {
   EXPECT_EQ(connect_samples, 2);
 }
 
+// Subscribers of this node's takeover channel on the primary.
+int takeover_subscribers(const std::string& node) {
+  auto p = current_primary();
+  if (!p) return -1;
+  raw_redis r(p->first, p->second);
+  auto v = r.command({"PUBSUB", "NUMSUB", key_prefix() + "node:" + node});
+  return v.size() == 2 ? std::stoi(v[1]) : -1;
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+TEST_F(RedisSessionStore, TakeoverWhileTheOwnersSubscriptionIsDownIsFoundAfterResubscribing) {
+  // A long heartbeat: the subscription comes back only at the next beat,
+  // so the takeover below certainly happens while it is down.
+  auto slow = store_runner::default_config();
+  slow.heartbeat_interval = std::chrono::milliseconds(4000);
+  slow.node_ttl = std::chrono::milliseconds(12000);
+  const std::string node_a = unique_id("it-node-a");
+  store_runner a(node_a, slow);
+  store_runner b("it-node-b");
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, std::uint64_t>> notices;
+  a.store().on_takeover(a.executor(), [&](std::string id, std::uint64_t epoch) {
+    std::lock_guard lock(m);
+    notices.emplace_back(std::move(id), epoch);
+    cv.notify_all();
+  });
+  const auto lost = unique_id("missed-takeover");
+  const auto kept = unique_id("kept");
+  const auto ended = unique_id("ended");
+  auto first = a.connect(lost);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE(a.connect(kept));
+  auto gone = a.connect(ended);
+  ASSERT_TRUE(gone);
+  ASSERT_TRUE(a.disconnect(ended, gone->epoch, 0));  // a's own disconnect: no notice due
+  ASSERT_TRUE(eventually([&] { return takeover_subscribers(node_a) == 1; }, std::chrono::seconds(10)))
+      << "node a never subscribed to its takeover channel";
+
+  // Cut node a's subscription (the Sentinels' connections carry names).
+  {
+    auto p = current_primary();
+    ASSERT_TRUE(p);
+    raw_redis r(p->first, p->second);
+    std::istringstream list(r.get({"CLIENT", "LIST", "TYPE", "pubsub"}));
+    for (std::string line; std::getline(list, line);) {
+      if (line.find(" name= ") == std::string::npos) continue;
+      r.command({"CLIENT", "KILL", "ID", line.substr(3, line.find(' ') - 3)});
+    }
+  }
+  ASSERT_TRUE(eventually([&] { return takeover_subscribers(node_a) == 0; }, std::chrono::seconds(5)));
+  auto second = b.connect(lost);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_TRUE(second->taken_over) << "node a is alive: its notice was published";
+  ASSERT_EQ(takeover_subscribers(node_a), 0) << "the notice must have been published to nobody";
+
+  std::unique_lock lock(m);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(15), [&] { return !notices.empty(); }))
+      << "node a never learnt that it lost " << lost << " while its subscription was down";
+  EXPECT_EQ(notices[0].first, lost);
+  EXPECT_EQ(notices[0].second, second->epoch);
+  lock.unlock();
+  // Nothing else: the session it still owns and the one it ended itself.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  lock.lock();
+  EXPECT_EQ(notices.size(), 1u);
+  double missed = 0;
+  for (const auto& f : a.registry().Collect())
+    if (f.name == "wharf_redis_errors_total")
+      for (const auto& mt : f.metric)
+        if (mt.label.at(0).value == "takeover_missed") missed = mt.counter.value;
+  EXPECT_EQ(missed, 1);
+}
+
+TEST_F(RedisSessionStore, HealthTellsWhetherThereIsAPrimary) {
+  store_runner up("it-node-a");
+  ASSERT_TRUE(up.connect(unique_id("health")));
+  EXPECT_TRUE(up.store().health().has_primary);
+  auto cfg = store_runner::default_config();
+  cfg.url = "redis://127.0.0.1:1";
+  const auto before = std::chrono::steady_clock::now();
+  store_runner down("it-node-down", cfg);
+  EXPECT_FALSE(down.connect(unique_id("health")));
+  auto h = down.store().health();
+  EXPECT_FALSE(h.has_primary);
+  EXPECT_GE(h.no_primary_since + std::chrono::milliseconds(1), before);
+  EXPECT_LE(h.no_primary_since, std::chrono::steady_clock::now());
+}
+
 }  // namespace
 }  // namespace wharf::state::testing

@@ -25,6 +25,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <sys/wait.h>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -153,6 +154,53 @@ inline void require_stack() {
   raw_redis r(p->first, p->second);
   ASSERT_EQ(r.get({"PING"}), "PONG") << "Redis primary " << p->first << ":" << p->second << " does not answer";
 }
+
+// The stack's Redis ports in redis-1..3 order ($WHARF_TEST_REDIS_PORTS).
+inline std::vector<int> stack_redis_ports() {
+  std::vector<int> out;
+  std::stringstream ss(env_or("WHARF_TEST_REDIS_PORTS", "6379,6380,6381"));
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+// The scripts/stack name (redis-1..3) of the Redis on `port`; "" if none.
+inline std::string stack_redis_name(int port) {
+  const auto ports = stack_redis_ports();
+  for (std::size_t i = 0; i < ports.size(); ++i)
+    if (ports[i] == port) return "redis-" + std::to_string(i + 1);
+  return {};
+}
+
+// scripts/stack with `args` (WHARF_STACK_DIR is inherited); its exit status.
+inline int run_stack(const std::string& args) {
+  const std::string cmd = stack_script() + " " + args;
+  int rc = std::system(cmd.c_str());
+  return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+// Waits until the primary Sentinel names has both replicas online.
+inline bool eventually_two_replicas(std::chrono::seconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto p = current_primary(); p && online_replicas(*p).size() >= 2) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return false;
+}
+
+// Restarts the stopped or killed Redis servers in `names` (when not empty)
+// and waits until the primary has both replicas again, so later tests find
+// the stack as `scripts/stack up` left it.
+struct restore_stack {
+  std::string names;
+  ~restore_stack() {
+    if (names.empty()) return;
+    EXPECT_EQ(run_stack("start " + names), 0) << "could not restart " << names;
+    if (eventually_two_replicas(std::chrono::seconds(60))) return;
+    ADD_FAILURE() << "the stack did not get back to a primary with two replicas after restarting " << names;
+  }
+};
 
 // The tests keep their sessions under their own key prefix, so that wharf
 // nodes sharing the stack (which sweep and claim wills under "wharf:") and

@@ -1,5 +1,6 @@
 #include "protocols/mqtt/server/mqtt_server.h"
 
+#include "protocols/mqtt/codec.h"
 #include "protocols/mqtt/connection_machine.h"
 #include "protocols/mqtt/server/authenticator.h"
 #include "protocols/mqtt/server/record_builder.h"
@@ -578,6 +579,11 @@ void connection_base::handle(connect_requested& e) {
     w.qos = static_cast<std::uint8_t>(c.will->qos);
     w.retain = c.will->retain;
     w.delay_seconds = c.will->props.will_delay_interval.value_or(0);
+    // Content type, user properties and the rest go with the session, so
+    // that whichever node publishes the will puts them in the record.
+    properties wp = c.will->props;
+    wp.will_delay_interval.reset();
+    if (wp != properties{}) w.properties = encode_will_properties(wp);
     p.will = std::move(w);
   }
   auto self = shared_from_this();
@@ -885,6 +891,14 @@ void mqtt_server::impl::publish_will(const std::string& client_id, const state::
   id_source ids(node_id);
   publish_context ctx{client_id, node_id, "", epoch};
   properties props;
+  if (!w.properties.empty()) {
+    auto decoded = decode_will_properties(w.properties);
+    if (decoded)
+      props = std::move(*decoded);
+    else
+      spdlog::warn("mqtt: will of '{}': stored will properties are unreadable ({}); published without them", client_id,
+                   decoded.error().message());
+  }
   auto rec = build_record(*target->kafka_topic, std::move(target->key), w.topic, w.payload, static_cast<qos>(w.qos),
                           false, 0, props, ctx, ids, true);
   metrics.wills.Increment();

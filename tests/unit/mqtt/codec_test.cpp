@@ -630,5 +630,30 @@ TEST(MqttReasonCodes, MapToV311ConnackReturnCodes) {
   EXPECT_EQ(to_string(reason_code::packet_too_large), "Packet too large");
 }
 
+TEST(MqttWillProperties, RoundTripThroughTheSessionStoreForm) {
+  properties p;
+  p.content_type = "application/json";
+  p.payload_format_indicator = 1;
+  p.message_expiry_interval = 30;
+  p.response_topic = "replies/dev-1";
+  p.correlation_data = std::string("\x00\x01", 2);
+  p.user_properties = {{"site", "north"}, {"site", "south"}, {"k", ""}};
+  const std::string stored = encode_will_properties(p);
+  auto back = decode_will_properties(stored);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, p);
+  EXPECT_EQ(encode_will_properties(properties{}), std::string(1, '\0'));  // just the zero length
+}
+
+TEST(MqttWillProperties, RefusesPropertiesAWillCannotCarryAndTrailingBytes) {
+  properties p;
+  p.topic_alias = 3;  // PUBLISH only
+  EXPECT_FALSE(decode_will_properties(encode_will_properties(p)));
+  properties ok;
+  ok.content_type = "text/plain";
+  EXPECT_FALSE(decode_will_properties(encode_will_properties(ok) + "x"));
+  EXPECT_FALSE(decode_will_properties(""));
+}
+
 }  // namespace
 }  // namespace wharf::mqtt
