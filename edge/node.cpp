@@ -156,6 +156,7 @@ struct node::impl {
 
   std::string metrics_text() {
     update_process_metrics(*rss, *cpu, *fds);
+    if (mqtt) mqtt->refresh_metrics();
     return prometheus::TextSerializer().Serialize(registry.Collect());
   }
 

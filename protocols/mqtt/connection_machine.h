@@ -23,7 +23,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -31,6 +30,7 @@
 #include <variant>
 #include <vector>
 
+#include <boost/container/deque.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "protocols/mqtt/codec.h"
@@ -281,7 +281,9 @@ class connection_machine {
   bool client_id_assigned_ = false;
 
   publish_token next_token_ = 1;
-  std::deque<ack_entry> acks_;     // arrival order, tokens increasing
+  // Arrival order, tokens increasing. Boost's deque allocates on first use
+  // (std::deque's allocates ~600 bytes on construction, per idle connection).
+  boost::container::deque<ack_entry> acks_;
   std::vector<qos2_id> qos2_ids_;  // sorted by packet id
   std::size_t inflight_ = 0;
   std::vector<std::string> aliases_;  // index alias-1

@@ -23,9 +23,9 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <list>
-#include <map>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -156,13 +156,32 @@ struct server_metrics {
 
 class connection_base;
 
+// Per-message metrics of one shard. Only the shard's thread writes them (a
+// plain load and store, no locked read-modify-write on a line the other
+// cores share); `mqtt_server::refresh_metrics` reads them for a scrape.
+struct shard_counters {
+  using value = std::atomic<std::int64_t>;
+  alignas(64) value received[3] = {};
+  value received_bytes{0};
+  value acknowledged{0};
+  value inflight_messages{0};
+  value inflight_bytes{0};
+
+  template <typename N>
+  static void add(value& v, N n) {
+    v.store(v.load(std::memory_order_relaxed) + static_cast<std::int64_t>(n), std::memory_order_relaxed);
+  }
+};
+
 // One io_context's share of the server: its acceptors and connections.
 struct shard {
+  explicit shard(asio::io_context& c) : ioc(c) {}
   asio::io_context& ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<tcp::acceptor> tls_acceptor;
   std::list<std::shared_ptr<connection_base>> connections;
   std::vector<std::uint8_t> read_buffer = std::vector<std::uint8_t>(64 * 1024);
+  shard_counters counters;
 };
 
 struct mqtt_server::impl {
@@ -183,6 +202,11 @@ struct mqtt_server::impl {
   std::atomic<std::uint64_t> next_connection_id{0};
   std::atomic<bool> accepting{true};
   std::unique_ptr<asio::steady_timer> sweep_timer;
+  // What refresh_metrics last added to the Prometheus counters.
+  std::mutex metrics_mutex;
+  std::int64_t published_received[3] = {};
+  std::int64_t published_received_bytes = 0;
+  std::int64_t published_acknowledged = 0;
 
   // client id -> connections of this node that hold (or held) its session,
   // and the newest epoch a takeover notice announced for it. A notice can
@@ -224,7 +248,7 @@ struct mqtt_server::impl {
                              (cfg.tls.require_client_cert ? ssl::verify_fail_if_no_peer_cert : ssl::verify_none));
       }
     }
-    for (auto* ioc : contexts) shards.push_back(std::make_unique<shard>(shard{*ioc, {}, {}, {}}));
+    for (auto* ioc : contexts) shards.push_back(std::make_unique<shard>(*ioc));
   }
 
   std::int64_t budget() const { return static_cast<std::int64_t>(cfg.limits.inflight_bytes_budget); }
@@ -311,7 +335,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   void wake() { resume_.cancel(); }
 
   void on_input(std::span<const std::uint8_t> bytes) {
-    srv_.metrics.received_bytes.Increment(static_cast<double>(bytes.size()));
+    sh_.counters.add(sh_.counters.received_bytes, bytes.size());
     machine_.on_bytes(bytes, clock::now());
     process_events();
   }
@@ -319,14 +343,21 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   // Carries out what the machine asked for.
   void process_events() {
     auto& evs = machine_.events();
+    if (evs.empty()) {
+      arm_tick();
+      return;
+    }
     // Handlers may call back into the machine, which appends new events:
-    // take the batch first.
-    std::vector<event> batch;
+    // take the batch first. While messages are in flight the two vectors
+    // trade places, so neither is reallocated per batch (a nested call finds
+    // the spare taken and uses a fresh one); an idle connection keeps none.
+    std::vector<event> batch = std::move(spare_events_);
     batch.swap(evs);
     for (auto& ev : batch) {
       std::visit([this](auto& e) { handle(e); }, ev);
     }
     batch.clear();
+    if (spare_events_.capacity() == 0 && machine_.inflight() > 0) spare_events_ = std::move(batch);
     if (!machine_.events().empty()) process_events();
     arm_tick();
   }
@@ -395,8 +426,8 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
       return;
     }
     auto next = machine_.next_deadline();
-    if (!submitted_.empty()) {
-      auto t = submitted_.begin()->second + srv_.cfg.delivery_timeout;
+    if (auto oldest = oldest_acknowledgeable()) {
+      auto t = *oldest + srv_.cfg.delivery_timeout;
       if (!next || t < *next) next = t;
     }
     if (draining_ && (!next || drain_deadline_ < *next)) next = drain_deadline_;
@@ -422,7 +453,8 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
 
   void on_tick() {
     auto now = clock::now();
-    if (!submitted_.empty() && submitted_.begin()->second + srv_.cfg.delivery_timeout <= now && !machine_.closed()) {
+    auto oldest = oldest_acknowledgeable();
+    if (oldest && *oldest + srv_.cfg.delivery_timeout <= now && !machine_.closed()) {
       spdlog::warn(
           "mqtt {} {}: the sink did not confirm a message within mqtt.delivery_timeout; disconnecting so "
           "the device re-sends",
@@ -436,7 +468,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   }
 
   void maybe_finish_drain() {
-    if (draining_ && machine_.inflight() == 0 && submitted_.empty()) finish_drain();
+    if (draining_ && machine_.inflight() == 0 && !oldest_acknowledgeable()) finish_drain();
   }
   void finish_drain() {
     if (machine_.closed()) return;
@@ -447,8 +479,28 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   }
 
   void submit(sinks::record rec, publish_token token, qos q, std::uint16_t packet_id);
-  void complete(publish_token token, qos q, std::uint16_t packet_id, std::size_t size, const sinks::delivery_result& r);
+  void complete(publish_token token, const sinks::delivery_result& r);
+  void acknowledge(publish_token token, qos q, std::uint16_t packet_id, const sinks::delivery_result& r);
 
+  // Submit time of the oldest QoS 1/2 record the sink has not completed.
+  std::optional<clock::time_point> oldest_acknowledgeable() const {
+    for (std::size_t i = submitted_head_; i < submitted_.size(); ++i)
+      if (!submitted_[i].done && submitted_[i].q != qos::at_most_once) return submitted_[i].at;
+    return std::nullopt;
+  }
+
+ public:
+  // Called by the shard when the connection's coroutine has ended. While
+  // the sink still owes completions, the shard keeps the connection (its
+  // entry at `it`) so they find it alive; the last one lets it go.
+  // Returns true when the caller may drop it now.
+  bool release_when_idle(std::list<std::shared_ptr<connection_base>>::iterator it) {
+    if (submitted_head_ == submitted_.size()) return true;
+    linger_ = it;
+    return false;
+  }
+
+ protected:
   // Runs once after the socket is done: session bookkeeping and metrics.
   void finished() {
     if (!machine_.closed()) {
@@ -525,8 +577,23 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   };
   std::optional<parked_record> parked_record_;
   bool parked_ = false;
-  // token -> submit time, for the delivery timeout (tokens grow with time).
-  std::map<publish_token, clock::time_point> submitted_;
+  // Records handed to the sink and not yet completed, from submitted_head_
+  // on, in token order (tokens grow with time), for the completion and the
+  // delivery timeout. Completed entries at the front only move the head;
+  // the vector keeps its capacity, so a message costs no allocation, and a
+  // connection that never published holds none.
+  struct submitted_record {
+    publish_token token;
+    clock::time_point at;
+    std::size_t size;
+    std::uint16_t packet_id;
+    qos q;
+    bool done;
+  };
+  std::vector<submitted_record> submitted_;
+  std::size_t submitted_head_ = 0;
+  std::optional<std::list<std::shared_ptr<connection_base>>::iterator> linger_;
+  std::vector<event> spare_events_;
 };
 
 void connection_base::handle(connect_requested& e) {
@@ -620,7 +687,7 @@ void connection_base::handle(connect_requested& e) {
 
 void connection_base::handle(publish_requested& e) {
   int qi = static_cast<int>(e.qos);
-  srv_.metrics.received_qos[qi]->Increment();
+  sh_.counters.add(sh_.counters.received[qi], 1);
   if (!perms_.may_publish(e.topic)) {
     srv_.metrics.rejected.Add({{"reason", "not_authorized"}}).Increment();
     machine_.complete_publish(e.token, publish_outcome::denied());
@@ -640,15 +707,22 @@ void connection_base::handle(publish_requested& e) {
 
 void connection_base::submit(sinks::record rec, publish_token token, qos q, std::uint16_t packet_id) {
   std::size_t size = rec.size_bytes();
-  auto self = shared_from_this();
-  auto status = srv_.sink.try_submit(rec, executor(), [self, token, q, packet_id, size](sinks::delivery_result r) {
-    self->complete(token, q, packet_id, size, r);
-  });
+  // Two words, so std::function holds it without allocating. The connection
+  // outlives the call: the shard keeps it while submitted_ is not empty (see
+  // release_when_idle), and the sink completes every accepted record.
+  auto status = srv_.sink.try_submit(rec, executor(), [this, token](sinks::delivery_result r) { complete(token, r); });
   if (status == sinks::submit_status::accepted) {
     srv_.inflight_bytes.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
-    srv_.metrics.inflight_bytes.Increment(static_cast<double>(size));
-    srv_.metrics.inflight_messages.Increment();
-    if (q != qos::at_most_once) submitted_.emplace(token, clock::now());
+    sh_.counters.add(sh_.counters.inflight_bytes, size);
+    sh_.counters.add(sh_.counters.inflight_messages, 1);
+    submitted_record entry{token, clock::now(), size, packet_id, q, false};
+    if (submitted_head_ == submitted_.size() || submitted_.back().token < token)
+      submitted_.push_back(entry);
+    else  // not expected (tokens are submitted in order), but keep the order
+      submitted_.insert(
+          std::upper_bound(submitted_.begin() + static_cast<std::ptrdiff_t>(submitted_head_), submitted_.end(), token,
+                           [](publish_token t, const submitted_record& s) { return t < s.token; }),
+          entry);
     return;
   }
   if (status == sinks::submit_status::closed) {
@@ -659,7 +733,7 @@ void connection_base::submit(sinks::record rec, publish_token token, qos q, std:
   // Queue full: keep the record, stop reading, retry when there is room.
   parked_ = true;
   parked_record_ = parked_record{std::move(rec), token, q, packet_id};
-  srv_.sink.async_wait_capacity(executor(), [self] {
+  srv_.sink.async_wait_capacity(executor(), [self = shared_from_this()] {
     if (!self->parked_record_ || self->machine_.closed()) return;
     auto p = std::move(*self->parked_record_);
     self->parked_record_.reset();
@@ -670,13 +744,39 @@ void connection_base::submit(sinks::record rec, publish_token token, qos q, std:
   });
 }
 
-void connection_base::complete(publish_token token, qos q, std::uint16_t packet_id, std::size_t size,
-                               const sinks::delivery_result& r) {
-  srv_.inflight_bytes.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
-  srv_.metrics.inflight_bytes.Decrement(static_cast<double>(size));
-  srv_.metrics.inflight_messages.Decrement();
-  submitted_.erase(token);
-  if (machine_.closed()) return;
+void connection_base::complete(publish_token token, const sinks::delivery_result& r) {
+  auto it = std::lower_bound(submitted_.begin() + static_cast<std::ptrdiff_t>(submitted_head_), submitted_.end(), token,
+                             [](const submitted_record& s, publish_token t) { return s.token < t; });
+  if (it == submitted_.end() || it->token != token || it->done) {
+    spdlog::error("mqtt {}: completion for an unknown record ignored", connection_id_);
+    return;
+  }
+  it->done = true;
+  const auto entry = *it;
+  while (submitted_head_ < submitted_.size() && submitted_[submitted_head_].done) ++submitted_head_;
+  if (submitted_head_ == submitted_.size()) {
+    submitted_.clear();
+    submitted_head_ = 0;
+  } else if (submitted_head_ >= 64 && submitted_head_ * 2 >= submitted_.size()) {
+    // Never empty under steady load: drop the completed prefix now and then.
+    submitted_.erase(submitted_.begin(), submitted_.begin() + static_cast<std::ptrdiff_t>(submitted_head_));
+    submitted_head_ = 0;
+  }
+  srv_.inflight_bytes.fetch_sub(static_cast<std::int64_t>(entry.size), std::memory_order_relaxed);
+  sh_.counters.add(sh_.counters.inflight_bytes, -static_cast<std::int64_t>(entry.size));
+  sh_.counters.add(sh_.counters.inflight_messages, -1);
+  if (!machine_.closed()) acknowledge(token, entry.q, entry.packet_id, r);
+  if (submitted_.empty() && linger_) {
+    // The coroutine has ended and this was the last completion owed: the
+    // shard lets the connection go. Nothing may touch `this` afterwards.
+    auto at = *linger_;
+    linger_.reset();
+    sh_.connections.erase(at);
+  }
+}
+
+void connection_base::acknowledge(publish_token token, qos q, std::uint16_t packet_id,
+                                  const sinks::delivery_result& r) {
   if (r.stored()) {
     if (q == qos::exactly_once && epoch_ != 0) {
       // PUBREC only once the held packet id is replicated, so a PUBREL sent
@@ -688,7 +788,7 @@ void connection_base::complete(publish_token token, qos q, std::uint16_t packet_
           spdlog::warn("mqtt {}: could not record QoS 2 packet id: {}", self->client_id_, ec.message());
           self->machine_.complete_publish(token, publish_outcome::failed_retryable());
         } else {
-          self->srv_.metrics.acknowledged.Increment();
+          self->sh_.counters.add(self->sh_.counters.acknowledged, 1);
           self->machine_.complete_publish(token, publish_outcome::stored());
         }
         self->process_events();
@@ -697,7 +797,7 @@ void connection_base::complete(publish_token token, qos q, std::uint16_t packet_
       });
       return;
     }
-    if (q != qos::at_most_once) srv_.metrics.acknowledged.Increment();
+    if (q != qos::at_most_once) sh_.counters.add(sh_.counters.acknowledged, 1);
     machine_.complete_publish(token, publish_outcome::stored());
   } else if (r.status == sinks::delivery_status::failed_permanent) {
     srv_.metrics.rejected.Add({{"reason", "permanent"}}).Increment();
@@ -959,7 +1059,7 @@ asio::awaitable<void> accept_loop(mqtt_server::impl& srv, shard& sh, tcp::accept
       static asio::awaitable<void> run(std::shared_ptr<connection_base> c, shard& sh,
                                        std::list<std::shared_ptr<connection_base>>::iterator it) {
         co_await c->run();
-        sh.connections.erase(it);
+        if (c->release_when_idle(it)) sh.connections.erase(it);
       }
     };
     asio::co_spawn(sh.ioc, runner::run(c, sh, it), asio::detached);
@@ -1019,6 +1119,31 @@ unsigned short mqtt_server::tls_port() const {
 }
 
 std::size_t mqtt_server::connection_count() const { return impl_->connection_count.load(); }
+
+void mqtt_server::refresh_metrics() {
+  auto& s = *impl_;
+  std::int64_t received[3] = {}, received_bytes = 0, acknowledged = 0, inflight_messages = 0, inflight_bytes = 0;
+  for (auto& sh : s.shards) {
+    auto& c = sh->counters;
+    for (int q = 0; q < 3; ++q) received[q] += c.received[q].load(std::memory_order_relaxed);
+    received_bytes += c.received_bytes.load(std::memory_order_relaxed);
+    acknowledged += c.acknowledged.load(std::memory_order_relaxed);
+    inflight_messages += c.inflight_messages.load(std::memory_order_relaxed);
+    inflight_bytes += c.inflight_bytes.load(std::memory_order_relaxed);
+  }
+  std::lock_guard lock(s.metrics_mutex);
+  auto advance = [](prometheus::Counter& counter, std::int64_t& published, std::int64_t now) {
+    if (now > published) counter.Increment(static_cast<double>(now - published));
+    published = std::max(published, now);
+  };
+  for (int q = 0; q < 3; ++q) advance(*s.metrics.received_qos[q], s.published_received[q], received[q]);
+  advance(s.metrics.received_bytes, s.published_received_bytes, received_bytes);
+  advance(s.metrics.acknowledged, s.published_acknowledged, acknowledged);
+  // A record's submit and completion run on its connection's shard, so each
+  // shard's in-flight sums are exact; across shards they are a moment apart.
+  s.metrics.inflight_messages.Set(static_cast<double>(inflight_messages));
+  s.metrics.inflight_bytes.Set(static_cast<double>(inflight_bytes));
+}
 
 std::vector<std::string> mqtt_server::kafka_topics() const { return impl_->routes.kafka_topics(); }
 

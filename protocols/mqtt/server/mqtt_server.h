@@ -51,6 +51,10 @@ class mqtt_server {
   unsigned short tls_port() const;  // 0 when TLS is off
 
   std::size_t connection_count() const;
+
+  // Copies the per-message counters (kept per io thread, so a message costs
+  // no shared atomic) into the Prometheus registry. Call before a scrape.
+  void refresh_metrics();
   std::vector<std::string> kafka_topics() const;
 
   // Stops accepting, then closes every connection, spread over `duration`

@@ -3,10 +3,12 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
-#include <memory>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 
 namespace wharf::mqtt {
 
@@ -34,18 +36,39 @@ id_source::id_source(std::string_view node_id) {
   prefix_ = std::string(node_id) + "-" + to_hex(nonce, sizeof nonce) + "-";
 }
 
-std::string id_source::next() { return prefix_ + std::to_string(++counter_); }
+std::string id_source::next() {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, ++counter_).ptr;
+  std::string id;
+  id.reserve(prefix_.size() + static_cast<std::size_t>(end - digits));
+  id.append(prefix_).append(digits, end);
+  return id;
+}
 
 std::string rfc3339_now() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
+  // "YYYY-MM-DDTHH:MM:SS" is formatted once per second and thread; only the
+  // milliseconds are written per call.
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[32];
+  thread_local std::size_t cached_len = 0;
+  if (secs != cached_secs) {
+    std::tm tm{};
+    ::gmtime_r(&secs, &tm);
+    int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                          tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_len = n > 0 ? std::min(static_cast<std::size_t>(n), sizeof cached - 1) : 0;
+    cached_secs = secs;
+  }
+  auto frac = static_cast<unsigned>(ms % 1000);
+  const char tail[5] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                        static_cast<char>('0' + frac % 10), 'Z'};
+  std::string out;
+  out.reserve(cached_len + sizeof tail);
+  out.append(cached, cached_len).append(tail, sizeof tail);
+  return out;
 }
 
 std::string dedup_key(std::string_view client_id, std::uint16_t packet_id, std::string_view payload) {
@@ -79,7 +102,10 @@ sinks::record build_record(std::string kafka_topic, std::string key, std::string
   h.reserve(15 + props.user_properties.size());
   h.push_back({"ce_specversion", "1.0"});
   h.push_back({"ce_id", ids.next()});
-  h.push_back({"ce_source", "mqtt/" + std::string(ctx.client_id)});
+  std::string source;
+  source.reserve(5 + ctx.client_id.size());
+  source.append("mqtt/").append(ctx.client_id);
+  h.push_back({"ce_source", std::move(source)});
   h.push_back({"ce_type", std::move(topic)});
   h.push_back({"ce_time", rfc3339_now()});
   if (props.content_type) h.push_back({"content-type", *props.content_type});
