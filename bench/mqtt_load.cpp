@@ -1069,6 +1069,10 @@ int main(int argc, char** argv) {
     if (total.first_error.empty()) total.first_error = s.first_error;
   }
   long rss_end = rss_kib(o.server_pid);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; };
+  double cpu_user = secs(ru.ru_utime), cpu_sys = secs(ru.ru_stime);
   double rate = o.qos > 0 ? double(total.acked_measured) / o.duration : double(total.sent_measured) / o.duration;
   u64 errors =
       total.connect_failed + total.connack_refused + total.disconnects + total.protocol_errors + total.negative_acks;
@@ -1148,7 +1152,8 @@ int main(int argc, char** argv) {
         "\"errors\":{\"total\":%" PRIu64 ",\"connect\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"disconnects\":%" PRIu64
         ",\"protocol\":%" PRIu64 ",\"negative_acks\":%" PRIu64 ",\"first\":\"%s\"},\"unsent_due\":%" PRIu64
         ",\"outstanding_at_end\":%" PRIu64
-        ",\"server_rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_bytes_per_connection\":%.1f,"
+        ",\"server_rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_bytes_per_connection\":%.1f,\"cpu_"
+        "s\":{\"user\":%.3f,\"sys\":%.3f},"
         "\"connect\":{\"persistent\":%s,\"session_expiry\":%u,\"disconnect\":%s,\"window\":%u,"
         "\"target_rate\":%.1f,\"rate\":%.1f,\"accepted\":%" PRIu64 ",\"session_present\":{\"1\":%" PRIu64
         ",\"0\":%" PRIu64 "},\"refused\":{%s},\"latency_us\":{\"count\":%" PRIu64
@@ -1162,11 +1167,11 @@ int main(int argc, char** argv) {
         total.acked_total, h.count(), us(h.min()), us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
         us(h.percentile(99.9)), us(h.max()), errors, total.connect_failed, total.connack_refused, total.disconnects,
         total.protocol_errors, total.negative_acks, json_escape(total.first_error).c_str(), total.unsent_due,
-        total.outstanding_at_end, rss_before, rss_after, rss_end, rss_per_conn, o.persistent ? "true" : "false",
-        o.persistent && o.version == 5 ? o.session_expiry : 0, o.disconnect ? "true" : "false", o.connect_concurrency,
-        o.connect_rate, connect_rate, total.connack_ok, total.session_present[1], total.session_present[0],
-        refused_json.c_str(), ch.count(), us(ch.min()), us(ch.percentile(50)), us(ch.percentile(90)),
-        us(ch.percentile(99)), us(ch.percentile(99.9)), us(ch.max()));
+        total.outstanding_at_end, rss_before, rss_after, rss_end, rss_per_conn, cpu_user, cpu_sys,
+        o.persistent ? "true" : "false", o.persistent && o.version == 5 ? o.session_expiry : 0,
+        o.disconnect ? "true" : "false", o.connect_concurrency, o.connect_rate, connect_rate, total.connack_ok,
+        total.session_present[1], total.session_present[0], refused_json.c_str(), ch.count(), us(ch.min()),
+        us(ch.percentile(50)), us(ch.percentile(90)), us(ch.percentile(99)), us(ch.percentile(99.9)), us(ch.max()));
     std::fclose(f);
   }
   return total.connected == 0 ? 1 : 0;
