@@ -183,7 +183,7 @@ struct options {
   --connect-window N   CONNECTs outstanding at most (default 512)
   --persistent         clean session 0 / Clean Start 0 (5.0: expiry 3600 s
                        unless --session-expiry)
-  --session-expiry S   5.0 Session Expiry Interval; implies --persistent
+  --session-expiry S   5.0 Session Expiry Interval (S > 0); implies --persistent
   --keepalive S        (default 60)
   --threads N          epoll threads (default 1)
   --topic T            topic, %%i = connection index (default bench/%%i)
@@ -246,9 +246,14 @@ options parse(int argc, char** argv) {
       o.connect_concurrency = u32(std::strtoul(val().c_str(), nullptr, 10));
     else if (a == "--persistent")
       o.persistent = true;
-    else if (a == "--session-expiry")
-      o.session_expiry = u32(std::strtoul(val().c_str(), nullptr, 10)), o.persistent = true;
-    else if (a == "--keepalive")
+    else if (a == "--session-expiry") {
+      o.session_expiry = u32(std::strtoul(val().c_str(), nullptr, 10));
+      o.persistent = true;
+      if (o.session_expiry == 0) {
+        std::fprintf(stderr, "mqtt_load: --session-expiry must be > 0 (0 ends the session at disconnect)\n");
+        std::exit(2);
+      }
+    } else if (a == "--keepalive")
       o.keepalive = u16(std::atoi(val().c_str()));
     else if (a == "--threads")
       o.threads = u32(std::max(1, std::atoi(val().c_str())));
