@@ -13,6 +13,18 @@
 //     omission).
 //   idle (--idle): connect, keep alive with PINGREQ, hold for --duration;
 //     with --server-pid the server's RSS delta per connection is reported.
+//   connect only (--connect-only): a connection-rate test. Opens
+//     --connections connections at --connect-rate (or as fast as the server
+//     answers, at most --connect-window CONNECTs outstanding), measures
+//     CONNACK latency from the intended send time, counts Session Present
+//     and refusals by reason code; with --disconnect every connection sends
+//     DISCONNECT and closes right after its CONNACK, so the open-files limit
+//     does not cap the run.
+//
+// --persistent (or --session-expiry S) connects with clean session 0 (3.1.1)
+// or Clean Start 0 and a Session Expiry Interval (5.0). Client ids are
+// --client-prefix + connection index: a second run with the same prefix
+// resumes the sessions of the first.
 //
 // Only loopback addresses (127.0.0.0/8) are accepted; the run is bounded by
 // --connect-timeout + --warmup + --duration + a short drain.
@@ -125,14 +137,18 @@ struct options {
   int qos = 1;
   u32 payload = 200;
   u32 inflight = 16;
-  double rate = 0;          // total messages/s; 0 = closed loop
-  double connect_rate = 0;  // connections/s; 0 = as fast as possible
-  u32 connect_concurrency = 512;
-  double warmup = 2;            // s
-  double duration = 10;         // s
-  double connect_timeout = 60;  // s
+  double rate = 0;                // total messages/s; 0 = closed loop
+  double connect_rate = 0;        // connections/s; 0 = as fast as possible
+  u32 connect_concurrency = 512;  // CONNECTs outstanding (--connect-window)
+  double warmup = 2;              // s
+  double duration = 10;           // s
+  double connect_timeout = 60;    // s
   bool idle = false;
-  u16 keepalive = 60;  // s
+  bool connect_only = false;
+  bool disconnect = false;  // DISCONNECT right after CONNACK
+  bool persistent = false;  // clean session / Clean Start 0
+  u32 session_expiry = 0;   // 5.0 Session Expiry Interval, s
+  u16 keepalive = 60;       // s
   u32 threads = 1;
   u32 source_ips = 0;  // 0 = automatic
   std::string topic = "bench/%i";
@@ -162,6 +178,12 @@ struct options {
   --duration S         measured seconds, or hold time with --idle (default 10)
   --connect-timeout S  give up connecting after S seconds (default 60)
   --idle               connect, PINGREQ every keep-alive/2, hold --duration
+  --connect-only       connection-rate test: connect, count CONNACKs, stop
+  --disconnect         send DISCONNECT and close right after each CONNACK
+  --connect-window N   CONNECTs outstanding at most (default 512)
+  --persistent         clean session 0 / Clean Start 0 (5.0: expiry 3600 s
+                       unless --session-expiry)
+  --session-expiry S   5.0 Session Expiry Interval (S > 0); implies --persistent
   --keepalive S        (default 60)
   --threads N          epoll threads (default 1)
   --topic T            topic, %%i = connection index (default bench/%%i)
@@ -216,7 +238,22 @@ options parse(int argc, char** argv) {
       o.connect_timeout = std::atof(val().c_str());
     else if (a == "--idle")
       o.idle = true;
-    else if (a == "--keepalive")
+    else if (a == "--connect-only")
+      o.connect_only = true;
+    else if (a == "--disconnect")
+      o.disconnect = true;
+    else if (a == "--connect-window")
+      o.connect_concurrency = u32(std::strtoul(val().c_str(), nullptr, 10));
+    else if (a == "--persistent")
+      o.persistent = true;
+    else if (a == "--session-expiry") {
+      o.session_expiry = u32(std::strtoul(val().c_str(), nullptr, 10));
+      o.persistent = true;
+      if (o.session_expiry == 0) {
+        std::fprintf(stderr, "mqtt_load: --session-expiry must be > 0 (0 ends the session at disconnect)\n");
+        std::exit(2);
+      }
+    } else if (a == "--keepalive")
       o.keepalive = u16(std::atoi(val().c_str()));
     else if (a == "--threads")
       o.threads = u32(std::max(1, std::atoi(val().c_str())));
@@ -251,6 +288,13 @@ options parse(int argc, char** argv) {
     std::fprintf(stderr, "mqtt_load: invalid settings (qos 0..2, connections>0, inflight 1..4096, payload<=1MiB)\n");
     std::exit(2);
   }
+  if (o.connect_concurrency == 0 || (o.idle && o.connect_only) || (o.disconnect && !o.connect_only)) {
+    std::fprintf(stderr,
+                 "mqtt_load: --connect-window must be > 0; --disconnect needs --connect-only; "
+                 "--idle and --connect-only exclude each other\n");
+    std::exit(2);
+  }
+  if (o.persistent && o.session_expiry == 0) o.session_expiry = 3600;
   if (o.client_prefix.empty()) o.client_prefix = "bench-" + std::to_string(getpid()) + "-";
   if (o.source_ips == 0) o.source_ips = std::max<u32>(1, (o.connections + 19999) / 20000);
   if (o.source_ips > 254) o.source_ips = 254;
@@ -279,13 +323,19 @@ std::string encode_connect(const options& o, const std::string& client_id) {
   std::string body;
   put_str(body, "MQTT");
   body.push_back(char(o.version));
-  u8 flags = 0x02;  // clean session / clean start
+  u8 flags = o.persistent ? 0x00 : 0x02;  // clean session / clean start
   if (!o.username.empty()) flags |= 0x80;
   if (!o.password.empty()) flags |= 0x40;
   body.push_back(char(flags));
   body.push_back(char(o.keepalive >> 8));
   body.push_back(char(o.keepalive & 0xff));
-  if (o.version == 5) body.push_back(0);  // no properties
+  if (o.version == 5 && o.persistent) {
+    body.push_back(5);     // properties length
+    body.push_back(0x11);  // Session Expiry Interval
+    for (int shift = 24; shift >= 0; shift -= 8) body.push_back(char((o.session_expiry >> shift) & 0xff));
+  } else if (o.version == 5) {
+    body.push_back(0);  // no properties
+  }
   put_str(body, client_id);
   if (!o.username.empty()) put_str(body, o.username);
   if (!o.password.empty()) put_str(body, o.password);
@@ -324,10 +374,16 @@ struct connection {
   u64 due = 0;
   u64 sent = 0;
   i64 next_ping = 0;
+  i64 connect_due = 0;  // intended CONNECT time (CONNACK latency origin)
 };
 
 struct thread_stats {
   histogram latency;
+  histogram connack_latency;  // from the intended connect time
+  u64 connack_ok = 0;
+  i64 last_connack = 0;
+  std::array<u64, 2> session_present{};
+  std::array<u64, 256> refused_by_code{};
   u64 acked_measured = 0;  // acks whose send (intended) time fell in the window
   u64 sent_measured = 0;
   u64 sent_total = 0;
@@ -363,6 +419,12 @@ class worker {
     for (std::size_t i = 0; i < conns_.size(); ++i) setup(conns_[i], indices_[i], payload);
     connect_phase();
     threads_connected.fetch_add(1);
+    if (o_.connect_only) {
+      for (auto& c : conns_)
+        if (c.fd >= 0) ::close(c.fd);
+      ::close(ep_);
+      return;
+    }
     // Wait for the common start, keeping connections serviced.
     while (measure_start.load() == 0 && !stop_all.load()) poll_ns(1'000'000);
     run_phase();
@@ -406,7 +468,8 @@ class worker {
     }
     // Room for a full window (QoS>0) or a burst of 16 (QoS 0); idle
     // connections only ever hold CONNECT and PINGREQ.
-    std::size_t burst = o_.idle ? 0 : std::size_t(std::max<u32>(c.window, 16)) * (c.publish.size() + 4);
+    std::size_t burst =
+        o_.idle || o_.connect_only ? 0 : std::size_t(std::max<u32>(c.window, 16)) * (c.publish.size() + 4);
     std::size_t cap = std::max<std::size_t>(c.connect.size(), 16) + burst;
     c.out.reserve(cap);
     c.carry.reserve(256);
@@ -429,7 +492,8 @@ class worker {
     c.st = state::closed;
   }
 
-  bool start_connect(connection& c) {
+  bool start_connect(connection& c, i64 due) {
+    c.connect_due = due;
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       errno = errno ? errno : EMFILE;
@@ -476,7 +540,12 @@ class worker {
       i64 now = now_ns();
       std::size_t allowed = conns_.size();
       if (per_thread_rate > 0) allowed = std::min(allowed, std::size_t(double(now - t0) / 1e9 * per_thread_rate) + 1);
-      while (next < allowed && pending_ < o_.connect_concurrency) start_connect(conns_[next++]);
+      while (next < allowed && pending_ < o_.connect_concurrency) {
+        // Intended time: the rate's schedule (a full window delays the
+        // CONNECT, and the delay counts), or now when unlimited.
+        i64 due = per_thread_rate > 0 ? t0 + i64(double(next) / per_thread_rate * 1e9) : now_ns();
+        start_connect(conns_[next++], due);
+      }
       if (next == conns_.size() && pending_ == 0) break;
       if (now > deadline) {
         for (auto& c : conns_)
@@ -490,7 +559,7 @@ class worker {
       }
       poll_ns(1'000'000);
     }
-    stats.connected = ready_;
+    stats.connected = o_.disconnect ? stats.connack_ok : ready_;
   }
 
   // One epoll round, blocking at most `timeout_ns`.
@@ -651,9 +720,21 @@ class worker {
       case 2: {  // CONNACK
         if (c.st != state::wait_connack || len < 2) return fail(c, stats.protocol_errors, "unexpected CONNACK");
         pending_--;
+        stats.connack_latency.record(now_ - c.connect_due);
+        stats.last_connack = now_;
         if (body[1] != 0) {
           if (stats.first_error.empty()) stats.first_error = "CONNACK refused, code " + std::to_string(body[1]);
           stats.connack_refused++;
+          stats.refused_by_code[body[1]]++;
+          close_conn(c);
+          return;
+        }
+        stats.connack_ok++;
+        stats.session_present[body[0] & 1]++;
+        if (o_.disconnect) {
+          static const char disconnect[2] = {char(0xE0), 0};
+          append(c, disconnect, 2);
+          flush(c);
           close_conn(c);
           return;
         }
@@ -931,7 +1012,8 @@ int main(int argc, char** argv) {
 
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
-  rlim_t need = rlim_t(o.connections) + 64;
+  // With --disconnect only the outstanding CONNECTs hold descriptors.
+  rlim_t need = rlim_t(o.disconnect ? std::min(o.connections, o.connect_concurrency) : o.connections) + 64;
   if (rl.rlim_cur < need) {
     rl.rlim_cur = std::min(need, rl.rlim_max);
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -970,6 +1052,11 @@ int main(int argc, char** argv) {
   for (auto& w : workers) {
     auto& s = w->stats;
     total.latency.merge(s.latency);
+    total.connack_latency.merge(s.connack_latency);
+    total.connack_ok += s.connack_ok;
+    total.last_connack = std::max(total.last_connack, s.last_connack);
+    for (int i = 0; i < 2; ++i) total.session_present[i] += s.session_present[i];
+    for (int i = 0; i < 256; ++i) total.refused_by_code[i] += s.refused_by_code[i];
     total.acked_measured += s.acked_measured;
     total.sent_measured += s.sent_measured;
     total.sent_total += s.sent_total;
@@ -987,17 +1074,48 @@ int main(int argc, char** argv) {
     if (total.first_error.empty()) total.first_error = s.first_error;
   }
   long rss_end = rss_kib(o.server_pid);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; };
+  double cpu_user = secs(ru.ru_utime), cpu_sys = secs(ru.ru_stime);
   double rate = o.qos > 0 ? double(total.acked_measured) / o.duration : double(total.sent_measured) / o.duration;
   u64 errors =
       total.connect_failed + total.connack_refused + total.disconnects + total.protocol_errors + total.negative_acks;
   auto us = [](i64 ns) { return double(ns) / 1000.0; };
   const auto& h = total.latency;
+  const auto& ch = total.connack_latency;
+  // Connects/s: first CONNECT to last CONNACK.
+  if (o.connect_only && total.last_connack > t_connect) connect_seconds = double(total.last_connack - t_connect) / 1e9;
+  double connect_rate = connect_seconds > 0 ? double(total.connack_ok) / connect_seconds : 0;
+  std::string refused_json, refused_text;
+  for (int i = 0; i < 256; ++i) {
+    if (!total.refused_by_code[i]) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s\"%d\":%" PRIu64, refused_json.empty() ? "" : ",", i, total.refused_by_code[i]);
+    refused_json += buf;
+    std::snprintf(buf, sizeof buf, "%s0x%02X: %" PRIu64, refused_text.empty() ? "" : ", ", i, total.refused_by_code[i]);
+    refused_text += buf;
+  }
   double rss_per_conn = (rss_before >= 0 && rss_after >= 0 && connected)
                             ? double(rss_after - rss_before) * 1024.0 / double(connected)
                             : -1;
 
   if (!o.quiet) {
-    if (o.idle) {
+    if (o.connect_only) {
+      std::printf("connect only, MQTT %s, %s session%s, window %u%s%s\n", o.version == 5 ? "5.0" : "3.1.1",
+                  o.persistent ? "persistent" : "clean",
+                  o.persistent && o.version == 5 ? (", expiry " + std::to_string(o.session_expiry) + " s").c_str() : "",
+                  o.connect_concurrency, o.disconnect ? ", DISCONNECT after CONNACK" : "",
+                  o.connect_rate > 0 ? (", target " + std::to_string(o.connect_rate) + " connects/s").c_str() : "");
+      std::printf("connects: %" PRIu64 " accepted in %.2f s = %.0f connects/s; session present 1: %" PRIu64
+                  ", 0: %" PRIu64 "; refused: %" PRIu64 "%s%s%s\n",
+                  total.connack_ok, connect_seconds, connect_rate, total.session_present[1], total.session_present[0],
+                  total.connack_refused, refused_text.empty() ? "" : " (", refused_text.c_str(),
+                  refused_text.empty() ? "" : ")");
+      std::printf("CONNACK latency (us): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (n=%" PRIu64 ")\n",
+                  us(ch.percentile(50)), us(ch.percentile(90)), us(ch.percentile(99)), us(ch.percentile(99.9)),
+                  us(ch.max()), ch.count());
+    } else if (o.idle) {
       std::printf("idle: %" PRIu64 " connections held %.0f s, %" PRIu64 " PINGREQ\n", total.connected, o.duration,
                   total.pings);
     } else {
@@ -1039,14 +1157,26 @@ int main(int argc, char** argv) {
         "\"errors\":{\"total\":%" PRIu64 ",\"connect\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"disconnects\":%" PRIu64
         ",\"protocol\":%" PRIu64 ",\"negative_acks\":%" PRIu64 ",\"first\":\"%s\"},\"unsent_due\":%" PRIu64
         ",\"outstanding_at_end\":%" PRIu64
-        ",\"server_rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_bytes_per_connection\":%.1f}\n",
-        json_escape(o.label).c_str(), o.idle ? "idle" : (o.rate > 0 ? "open" : "closed"),
+        ",\"server_rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_bytes_per_connection\":%.1f,\"cpu_"
+        "s\":{\"user\":%.3f,\"sys\":%.3f},"
+        "\"connect\":{\"persistent\":%s,\"session_expiry\":%u,\"disconnect\":%s,\"window\":%u,"
+        "\"target_rate\":%.1f,\"rate\":%.1f,\"accepted\":%" PRIu64 ",\"session_present\":{\"1\":%" PRIu64
+        ",\"0\":%" PRIu64 "},\"refused\":{%s},\"latency_us\":{\"count\":%" PRIu64
+        ",\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}}}\n",
+        json_escape(o.label).c_str(),
+        o.connect_only ? "connect"
+        : o.idle       ? "idle"
+                       : (o.rate > 0 ? "open" : "closed"),
         o.version == 5 ? "5.0" : "3.1.1", o.qos, o.payload, o.connections, total.connected, o.inflight, o.rate,
-        o.warmup, o.duration, o.threads, connect_seconds, o.idle ? 0.0 : rate, total.sent_total, total.acked_total,
-        h.count(), us(h.min()), us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
+        o.warmup, o.duration, o.threads, connect_seconds, o.idle || o.connect_only ? 0.0 : rate, total.sent_total,
+        total.acked_total, h.count(), us(h.min()), us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
         us(h.percentile(99.9)), us(h.max()), errors, total.connect_failed, total.connack_refused, total.disconnects,
         total.protocol_errors, total.negative_acks, json_escape(total.first_error).c_str(), total.unsent_due,
-        total.outstanding_at_end, rss_before, rss_after, rss_end, rss_per_conn);
+        total.outstanding_at_end, rss_before, rss_after, rss_end, rss_per_conn, cpu_user, cpu_sys,
+        o.persistent ? "true" : "false", o.persistent && o.version == 5 ? o.session_expiry : 0,
+        o.disconnect ? "true" : "false", o.connect_concurrency, o.connect_rate, connect_rate, total.connack_ok,
+        total.session_present[1], total.session_present[0], refused_json.c_str(), ch.count(), us(ch.min()),
+        us(ch.percentile(50)), us(ch.percentile(90)), us(ch.percentile(99)), us(ch.percentile(99.9)), us(ch.max()));
     std::fclose(f);
   }
   return total.connected == 0 ? 1 : 0;
