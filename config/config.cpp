@@ -3,6 +3,7 @@
 // YAML reading, environment overrides and the key listing, so a key cannot be
 // readable one way and missing another.
 #include "config/load.h"
+#include "config/ip_network.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -453,7 +454,8 @@ void visit(visitor& v, http_config& c) {
   v.list("api_keys", c.api_keys);
   v.scalar("api_keys_file", c.api_keys_file, {}, {}, "YAML list of api_keys entries, e.g. from a Secret");
   v.section("jwt", c.jwt);
-  v.string_list("trusted_proxies", c.trusted_proxies, "peers whose X-Forwarded-For is believed");
+  v.string_list("trusted_proxies", c.trusted_proxies,
+                "addresses or CIDR ranges of proxies whose X-Forwarded-For is believed");
   v.scalar("max_header_bytes", c.max_header_bytes, range<std::uint32_t>(1024, 1 << 20));
   v.scalar("max_decompressed_body", c.max_decompressed_body, range<std::uint64_t>(1024, 1ull << 31));
   v.scalar("max_batch_items", c.max_batch_items, range<std::uint32_t>(1, 100000));
@@ -689,6 +691,11 @@ void validate(load_result& r) {
     if (!valid_topic_filter(c.mqtt.acl[i].filter))
       r.errors.push_back("mqtt.acl[" + std::to_string(i) + "].filter: " + quote(c.mqtt.acl[i].filter) +
                          " is not a valid MQTT topic filter");
+
+  for (std::size_t i = 0; i < c.http.trusted_proxies.size(); ++i)
+    if (!ip_network::parse(c.http.trusted_proxies[i]))
+      r.errors.push_back("http.trusted_proxies[" + std::to_string(i) + "]: " + quote(c.http.trusted_proxies[i]) +
+                         " is not an IP address or CIDR range (e.g. 10.0.0.7, 10.0.0.0/8 or fd00::/8)");
 
   std::set<std::string> type_names;
   for (std::size_t i = 0; i < c.http.types.size(); ++i) {

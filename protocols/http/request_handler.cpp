@@ -267,6 +267,11 @@ request_handler::request_handler(const config::http_config& cfg, handler_options
 request_handler::request_handler(const config::http_config& cfg, handler_options opts,
                                  std::unique_ptr<authenticator> auth)
     : cfg_(cfg), opts_(std::move(opts)), auth_(std::move(auth)) {
+  for (const auto& p : cfg_.trusted_proxies) {
+    auto n = config::ip_network::parse(p);
+    if (!n) throw std::runtime_error("http.trusted_proxies: '" + p + "' is not an IP address or CIDR range");
+    trusted_proxies_.push_back(*n);
+  }
   for (const auto& t : cfg_.types) {
     auto e = std::make_unique<type_entry>();
     e->cfg = t;
@@ -390,7 +395,7 @@ http_response request_handler::preflight(const type_entry& t, const http_request
 }
 
 std::string request_handler::remote_address(const http_request& req) const {
-  if (!list_has(cfg_.trusted_proxies, req.peer_address) || cfg_.trusted_proxies.empty()) return req.peer_address;
+  if (!config::any_contains(trusted_proxies_, req.peer_address)) return req.peer_address;
   auto xff = find_header(req.headers, "x-forwarded-for");
   if (!xff) return req.peer_address;
   // Walk from the right: the first address that is not a trusted proxy is
@@ -404,7 +409,7 @@ std::string request_handler::remote_address(const http_request& req) const {
     list = comma == std::string_view::npos ? std::string_view() : list.substr(0, comma);
     if (addr.empty()) continue;
     candidate = bounded(addr, 64);
-    if (!list_has(cfg_.trusted_proxies, addr)) break;
+    if (!config::any_contains(trusted_proxies_, addr)) break;
   }
   return candidate;
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "config/ip_network.h"
 #include "protocols/http/authenticator.h"
 #include "protocols/http/http_message.h"
 #include "protocols/http/rate_limiter.h"
@@ -113,6 +114,7 @@ class request_handler {
   std::string remote_address(const http_request& req) const;
 
   config::http_config cfg_;
+  std::vector<config::ip_network> trusted_proxies_;
   handler_options opts_;
   std::unique_ptr<authenticator> auth_;
   std::vector<std::unique_ptr<type_entry>> types_;

@@ -177,6 +177,13 @@ TEST(ConfigValidate, RejectsListenWithoutPort) {
   EXPECT_TRUE(has_error(r, {"mqtt.listen", "HOST:PORT"})) << errors_of(r);
 }
 
+TEST(ConfigValidate, TrustedProxiesAreAddressesOrCidrRanges) {
+  EXPECT_TRUE(load("http:\n  trusted_proxies: [10.0.0.7, 10.0.0.0/8, \"fd00::/8\"]\n").ok());
+  auto r = load("http:\n  trusted_proxies: [10.0.0.0/8, proxy.example, 10.0.0.0/40]\n");
+  EXPECT_TRUE(has_error(r, {"http.trusted_proxies[1]", "proxy.example", "CIDR"})) << errors_of(r);
+  EXPECT_TRUE(has_error(r, {"http.trusted_proxies[2]", "10.0.0.0/40"})) << errors_of(r);
+}
+
 TEST(ConfigValidate, EmptyListenDisablesListener) {
   auto r = load("mqtt: {listen: \"\"}\nhttp: {listen: \"\"}\n");
   EXPECT_TRUE(r.ok()) << errors_of(r);

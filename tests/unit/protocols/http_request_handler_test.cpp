@@ -473,6 +473,25 @@ TEST_F(HttpRequestHandler, ForwardedForIsUsedOnlyFromTrustedProxies) {
   EXPECT_EQ(record_header(records(req).records[0], "ce_remoteaddr"), "192.0.2.1");
 }
 
+TEST_F(HttpRequestHandler, TrustedProxiesMayBeCidrRanges) {
+  auto cfg = make_config();
+  cfg.trusted_proxies = {"10.0.0.0/8", "fd00::/8"};
+  request_handler h(cfg, handler_options{"node-a", true, ""});
+  auto remote = [&](std::string peer, std::string xff) {
+    auto req = post("/v1/messages/events", "{}", "application/json", {{"X-Forwarded-For", std::move(xff)}});
+    req.peer_address = std::move(peer);
+    auto o = h.handle(req, steady_, std::chrono::system_clock::now());
+    if (!std::holds_alternative<submission>(o)) return std::string("(no submission)");
+    return record_header(std::get<submission>(o).records[0], "ce_remoteaddr");
+  };
+  // Two proxy hops inside the ranges: the client is the first address outside.
+  EXPECT_EQ(remote("10.1.2.3", "198.51.100.4, fd00::9, 10.200.0.1"), "198.51.100.4");
+  EXPECT_EQ(remote("::ffff:10.1.2.3", "198.51.100.4"), "198.51.100.4");
+  EXPECT_EQ(remote("192.0.2.1", "198.51.100.4"), "192.0.2.1") << "a peer outside the ranges is not believed";
+  // A spoofed left-most entry is not reached past an untrusted hop.
+  EXPECT_EQ(remote("10.1.2.3", "1.1.1.1, 203.0.113.5"), "203.0.113.5");
+}
+
 TEST_F(HttpRequestHandler, PreferRespondAsyncSelectsAsyncModeAndSaysSo) {
   auto s = records(post("/v1/messages/events", "{}", "application/json", {{"Prefer", "respond-async, wait=5"}}));
   EXPECT_TRUE(s.async);
