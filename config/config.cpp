@@ -459,7 +459,6 @@ void visit(visitor& v, http_config& c) {
   v.scalar("max_header_bytes", c.max_header_bytes, range<std::uint32_t>(1024, 1 << 20));
   v.scalar("max_decompressed_body", c.max_decompressed_body, range<std::uint64_t>(1024, 1ull << 31));
   v.scalar("max_batch_items", c.max_batch_items, range<std::uint32_t>(1, 100000));
-  v.scalar("max_pipelined", c.max_pipelined, range<std::uint32_t>(1, 1024));
   v.scalar("cors_max_age", c.cors_max_age, range<std::uint32_t>(0, 86400), {}, "seconds");
   v.scalar("idle_timeout", c.idle_timeout, dur(100, 3600000));
   v.scalar("request_timeout", c.request_timeout, dur(100, 600000));

@@ -138,7 +138,6 @@ struct http_config {
   std::uint32_t max_header_bytes = 16384;
   std::uint64_t max_decompressed_body = 8u << 20;
   std::uint32_t max_batch_items = 1000;
-  std::uint32_t max_pipelined = 16;
   milliseconds idle_timeout = milliseconds{60000};
   milliseconds request_timeout = milliseconds{10000};
   std::uint32_t max_connections = 10000;
