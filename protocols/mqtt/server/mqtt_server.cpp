@@ -275,12 +275,11 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         tls_(tls),
         machine_(srv.conn_options, clock::now()),
         tick_(sh.ioc),
-        resume_(sh.ioc),
-        ids_(srv.node_id),
-        connection_id_(srv.node_id + "/" + std::to_string(srv.next_connection_id.fetch_add(1))) {}
+        connection_number_(srv.next_connection_id.fetch_add(1)) {}
   virtual ~connection_base() = default;
 
-  asio::awaitable<void> run() { co_await read_loop(); }
+  // The read loop itself (no wrapping coroutine frame per connection).
+  asio::awaitable<void> run() { return read_loop(); }
   asio::any_io_executor executor() { return sh_.ioc.get_executor(); }
   std::uint64_t epoch() const { return epoch_; }
   bool closed() const { return machine_.closed(); }
@@ -327,12 +326,23 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   // Sleeps until `can_read` may have become true (woken by `wake`, or a
   // short poll while the node-wide budget is spent).
   asio::awaitable<void> wait_until_readable() {
-    while (!can_read() && !machine_.closed() && !closing_) {
-      resume_.expires_after(srv_.over_budget() ? 5ms : 1h);
-      co_await resume_.async_wait(use_tuple);
-    }
+    while (!can_read() && !machine_.closed() && !closing_) co_await sleep(srv_.over_budget() ? 5ms : 1h);
   }
-  void wake() { resume_.cancel(); }
+  // Sleeps up to `d`; `wake` ends the sleep early. The timer exists only
+  // while the connection sleeps: an idle connection waits on its socket and
+  // holds none.
+  asio::awaitable<void> sleep(clock::duration d) {
+    asio::steady_timer t(sh_.ioc, d);
+    resume_ = &t;
+    struct forget {
+      asio::steady_timer*& p;
+      ~forget() { p = nullptr; }
+    } guard{resume_};
+    co_await t.async_wait(use_tuple);
+  }
+  void wake() {
+    if (resume_) resume_->cancel();
+  }
 
   void on_input(std::span<const std::uint8_t> bytes) {
     sh_.counters.add(sh_.counters.received_bytes, bytes.size());
@@ -388,7 +398,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     close_reason_ = e.reason_code;
     client_initiated_ = e.client_initiated;
     if (e.error)
-      spdlog::debug("mqtt {} {}: closing: {} ({})", connection_id_, client_id_, e.error.message(),
+      spdlog::debug("mqtt {} {}: closing: {} ({})", connection_id(), client_id_, e.error.message(),
                     reason_label(e.reason_code));
     flush();
     wake();
@@ -458,7 +468,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
       spdlog::warn(
           "mqtt {} {}: the sink did not confirm a message within mqtt.delivery_timeout; disconnecting so "
           "the device re-sends",
-          connection_id_, client_id_);
+          connection_id(), client_id_);
       srv_.metrics.rejected.Add({{"reason", "delivery_timeout"}}).Increment();
       machine_.server_disconnect(reason_code::server_busy, {}, std::string("delivery timeout"));
     }
@@ -515,7 +525,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         .Increment();
     release_session();
     tick_.cancel();
-    resume_.cancel();
+    wake();
   }
 
   // Tells the session store this connection is over (once).
@@ -540,16 +550,19 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     }
   }
 
+  // "<node id>/<n>", built when needed (logs, CONNECT) rather than held.
+  std::string connection_id() const { return srv_.node_id + "/" + std::to_string(connection_number_); }
+
   mqtt_server::impl& srv_;
   shard& sh_;
   bool tls_;
   connection_machine machine_;
   asio::steady_timer tick_;
-  asio::steady_timer resume_;
+  asio::steady_timer* resume_ = nullptr;  // the timer of `sleep`, while it runs
   bool tick_armed_ = false;
   clock::time_point tick_at_{};
-  id_source ids_;
-  std::string connection_id_;
+  std::optional<id_source> ids_;  // made at the first PUBLISH
+  std::uint64_t connection_number_;
   std::string client_id_;
   std::string username_;
   std::string remote_;
@@ -575,7 +588,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     qos q;
     std::uint16_t packet_id;
   };
-  std::optional<parked_record> parked_record_;
+  std::unique_ptr<parked_record> parked_record_;  // rare: on the heap
   bool parked_ = false;
   // Records handed to the sink and not yet completed, from submitted_head_
   // on, in token order (tokens grow with time), for the completion and the
@@ -626,7 +639,7 @@ void connection_base::handle(connect_requested& e) {
   std::string assigned;
   client_id_ = c.client_id;
   if (e.client_id_assignment_needed || client_id_.empty()) {
-    assigned = "wharf-" + connection_id_;
+    assigned = "wharf-" + connection_id();
     for (auto& ch : assigned)
       if (ch == '/') ch = '-';
     client_id_ = assigned;
@@ -638,7 +651,7 @@ void connection_base::handle(connect_requested& e) {
   p.clean_start = c.clean_start;
   p.session_expiry_seconds = expiry;
   p.node_id = srv_.node_id;
-  p.connection_id = connection_id_;
+  p.connection_id = connection_id();
   if (c.will) {
     state::will_message w;
     w.topic = c.will->topic;
@@ -701,7 +714,7 @@ void connection_base::handle(publish_requested& e) {
   }
   publish_context ctx{client_id_, srv_.node_id, remote_, epoch_};
   auto rec = build_record(*target->kafka_topic, std::move(target->key), std::move(e.topic), std::move(e.payload), e.qos,
-                          e.dup, e.packet_id, e.props, ctx, ids_);
+                          e.dup, e.packet_id, e.props, ctx, ids_ ? *ids_ : ids_.emplace(srv_.node_id));
   submit(std::move(rec), e.token, e.qos, e.packet_id);
 }
 
@@ -732,7 +745,7 @@ void connection_base::submit(sinks::record rec, publish_token token, qos q, std:
   }
   // Queue full: keep the record, stop reading, retry when there is room.
   parked_ = true;
-  parked_record_ = parked_record{std::move(rec), token, q, packet_id};
+  parked_record_ = std::make_unique<parked_record>(parked_record{std::move(rec), token, q, packet_id});
   srv_.sink.async_wait_capacity(executor(), [self = shared_from_this()] {
     if (!self->parked_record_ || self->machine_.closed()) return;
     auto p = std::move(*self->parked_record_);
@@ -748,7 +761,7 @@ void connection_base::complete(publish_token token, const sinks::delivery_result
   auto it = std::lower_bound(submitted_.begin() + static_cast<std::ptrdiff_t>(submitted_head_), submitted_.end(), token,
                              [](const submitted_record& s, publish_token t) { return s.token < t; });
   if (it == submitted_.end() || it->token != token || it->done) {
-    spdlog::error("mqtt {}: completion for an unknown record ignored", connection_id_);
+    spdlog::error("mqtt {}: completion for an unknown record ignored", connection_id());
     return;
   }
   it->done = true;
@@ -807,7 +820,7 @@ void connection_base::acknowledge(publish_token token, qos q, std::uint16_t pack
   } else {
     srv_.metrics.rejected.Add({{"reason", "retryable"}}).Increment();
     spdlog::warn("mqtt {} {}: sink could not store a message ({}); disconnecting without acknowledgement",
-                 connection_id_, client_id_, r.reason);
+                 connection_id(), client_id_, r.reason);
     machine_.complete_publish(token, publish_outcome::failed_retryable());
   }
   process_events();
@@ -842,8 +855,7 @@ class tcp_connection final : public connection_base {
     }
     // Let pending writes (acks, DISCONNECT) finish before the socket goes.
     while (writing_) {
-      resume_.expires_after(10ms);
-      co_await resume_.async_wait(use_tuple);
+      co_await sleep(10ms);
     }
     finished();
     close_socket();
@@ -901,8 +913,7 @@ class tls_connection final : public connection_base {
         on_input(std::span<const std::uint8_t>(buf.data(), n));
       }
       while (writing_) {
-        resume_.expires_after(10ms);
-        co_await resume_.async_wait(use_tuple);
+        co_await sleep(10ms);
       }
     }
     finished();
@@ -1055,14 +1066,11 @@ asio::awaitable<void> accept_loop(mqtt_server::impl& srv, shard& sh, tcp::accept
     (tls ? srv.metrics.connections_tls : srv.metrics.connections_tcp).Increment();
     sh.connections.push_front(c);
     auto it = sh.connections.begin();
-    struct runner {
-      static asio::awaitable<void> run(std::shared_ptr<connection_base> c, shard& sh,
-                                       std::list<std::shared_ptr<connection_base>>::iterator it) {
-        co_await c->run();
-        if (c->release_when_idle(it)) sh.connections.erase(it);
-      }
-    };
-    asio::co_spawn(sh.ioc, runner::run(c, sh, it), asio::detached);
+    // A completion handler rather than a wrapping coroutine (one frame less
+    // per connection) hands the connection back to the shard.
+    asio::co_spawn(sh.ioc, c->run(), [c, &sh, it](std::exception_ptr) {
+      if (c->release_when_idle(it)) sh.connections.erase(it);
+    });
   }
 }
 
