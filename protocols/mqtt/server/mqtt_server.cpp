@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/intrusive/set.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -173,15 +174,61 @@ struct shard_counters {
   }
 };
 
+// A connection's next deadline (keep-alive, CONNECT timeout, delivery
+// timeout, drain) in its shard's set. Linked while one is due; unlinks
+// itself when the connection goes.
+struct deadline_entry : boost::intrusive::set_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>,
+                                                        boost::intrusive::optimize_size<true>> {
+  explicit deadline_entry(connection_base& c) : owner(&c) {}
+  clock::time_point at{};
+  connection_base* owner;
+  struct earlier {
+    bool operator()(const deadline_entry& a, const deadline_entry& b) const { return a.at < b.at; }
+  };
+};
+
 // One io_context's share of the server: its acceptors and connections.
 struct shard {
-  explicit shard(asio::io_context& c) : ioc(c) {}
+  explicit shard(asio::io_context& c) : ioc(c), deadline_timer(c) {}
   asio::io_context& ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<tcp::acceptor> tls_acceptor;
   std::list<std::shared_ptr<connection_base>> connections;
   std::vector<std::uint8_t> read_buffer = std::vector<std::uint8_t>(64 * 1024);
   shard_counters counters;
+
+  // One timer for the deadlines of every connection of the shard (a timer
+  // per connection costs its state plus a pending wait operation each).
+  boost::intrusive::multiset<deadline_entry, boost::intrusive::compare<deadline_entry::earlier>,
+                             boost::intrusive::constant_time_size<false>>
+      deadlines;
+  asio::steady_timer deadline_timer;
+  bool deadline_timer_armed = false;
+  clock::time_point deadline_timer_at{};
+  std::vector<std::shared_ptr<connection_base>> due;  // reused by fire_deadlines
+
+  void schedule(deadline_entry& e, clock::time_point at) {
+    if (e.is_linked()) deadlines.erase(deadlines.iterator_to(e));
+    e.at = at;
+    deadlines.insert(e);
+    // The armed timer is kept when it fires no later than needed.
+    if (!deadline_timer_armed || at < deadline_timer_at) arm_deadline_timer(at);
+  }
+  void unschedule(deadline_entry& e) {
+    if (e.is_linked()) deadlines.erase(deadlines.iterator_to(e));
+  }
+  void arm_deadline_timer(clock::time_point at) {
+    deadline_timer_armed = true;
+    deadline_timer_at = at;
+    deadline_timer.expires_at(at);
+    deadline_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      deadline_timer_armed = false;
+      fire_deadlines();
+    });
+  }
+  // Runs the connections whose deadline passed, then re-arms for the next.
+  void fire_deadlines();
 };
 
 struct mqtt_server::impl {
@@ -274,7 +321,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         sh_(sh),
         tls_(tls),
         machine_(srv.conn_options, clock::now()),
-        tick_(sh.ioc),
+        deadline_(*this),
         connection_number_(srv.next_connection_id.fetch_add(1)) {}
   virtual ~connection_base() = default;
 
@@ -432,7 +479,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   // Keep-alive, CONNECT timeout, delivery timeout and drain deadline.
   void arm_tick() {
     if (machine_.closed()) {
-      tick_.cancel();
+      sh_.unschedule(deadline_);
       return;
     }
     auto next = machine_.next_deadline();
@@ -442,25 +489,18 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     }
     if (draining_ && (!next || drain_deadline_ < *next)) next = drain_deadline_;
     if (!next) {
-      if (tick_armed_) tick_.cancel();
-      tick_armed_ = false;
+      sh_.unschedule(deadline_);
       return;
     }
-    // An armed timer that fires no later than needed is kept: when it fires,
-    // on_tick re-arms for the real deadline. Re-arming on every ack (whose
-    // deadlines only move later) would cost a timerfd_settime per message.
-    if (tick_armed_ && tick_at_ <= *next) return;
-    if (tick_armed_) tick_.cancel();
-    tick_armed_ = true;
-    tick_at_ = *next;
-    tick_.expires_at(*next);
-    tick_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec) return;
-      self->tick_armed_ = false;
-      self->on_tick();
-    });
+    // A deadline no later than needed is kept: when it passes, on_tick
+    // re-arms for the real one. Moving it on every ack (whose deadlines
+    // only move later) would cost a set update per message.
+    if (deadline_.is_linked() && deadline_.at <= *next) return;
+    sh_.schedule(deadline_, *next);
   }
 
+ public:
+  // The shard's timer found this connection's deadline passed (and unlinked it).
   void on_tick() {
     auto now = clock::now();
     auto oldest = oldest_acknowledgeable();
@@ -477,6 +517,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     process_events();
   }
 
+ protected:
   void maybe_finish_drain() {
     if (draining_ && machine_.inflight() == 0 && !oldest_acknowledgeable()) finish_drain();
   }
@@ -524,7 +565,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         .Add({{"reason", reason_label(close_reason_)}, {"initiator", client_initiated_ ? "client" : "server"}})
         .Increment();
     release_session();
-    tick_.cancel();
+    sh_.unschedule(deadline_);
     wake();
   }
 
@@ -557,11 +598,9 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   shard& sh_;
   bool tls_;
   connection_machine machine_;
-  asio::steady_timer tick_;
+  deadline_entry deadline_;               // in sh_.deadlines while one is due
   asio::steady_timer* resume_ = nullptr;  // the timer of `sleep`, while it runs
-  bool tick_armed_ = false;
-  clock::time_point tick_at_{};
-  std::optional<id_source> ids_;  // made at the first PUBLISH
+  std::optional<id_source> ids_;          // made at the first PUBLISH
   std::uint64_t connection_number_;
   std::string client_id_;
   std::string username_;
@@ -608,6 +647,20 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   std::optional<std::list<std::shared_ptr<connection_base>>::iterator> linger_;
   std::vector<event> spare_events_;
 };
+
+void shard::fire_deadlines() {
+  auto now = clock::now();
+  // Collected first: on_tick may schedule the same connection again.
+  while (!deadlines.empty() && deadlines.begin()->at <= now) {
+    auto& e = *deadlines.begin();
+    deadlines.erase(deadlines.begin());
+    if (auto c = e.owner->weak_from_this().lock()) due.push_back(std::move(c));
+  }
+  for (auto& c : due) c->on_tick();
+  due.clear();
+  if (!deadlines.empty() && (!deadline_timer_armed || deadlines.begin()->at < deadline_timer_at))
+    arm_deadline_timer(deadlines.begin()->at);
+}
 
 void connection_base::handle(connect_requested& e) {
   auto& c = e.connect;
