@@ -325,8 +325,10 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         connection_number_(srv.next_connection_id.fetch_add(1)) {}
   virtual ~connection_base() = default;
 
-  // The read loop itself (no wrapping coroutine frame per connection).
-  asio::awaitable<void> run() { return read_loop(); }
+  using list_iterator = std::list<std::shared_ptr<connection_base>>::iterator;
+  // Starts reading; once the connection has ended it hands itself back to
+  // the shard (its entry is `it`, see release_when_idle).
+  virtual void start(list_iterator it) = 0;
   asio::any_io_executor executor() { return sh_.ioc.get_executor(); }
   std::uint64_t epoch() const { return epoch_; }
   bool closed() const { return machine_.closed(); }
@@ -360,7 +362,6 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   }
 
  protected:
-  virtual asio::awaitable<void> read_loop() = 0;
   virtual void async_write_out() = 0;
   virtual void close_socket() = 0;
   virtual std::string remote() const = 0;
@@ -890,30 +891,69 @@ class tcp_connection final : public connection_base {
     remote_ = remote_of(socket_);
   }
 
-  asio::awaitable<void> read_loop() override {
-    socket_.non_blocking(true);
+  // The read loop runs as completion handlers, not as a coroutine: an idle
+  // connection holds one pending readiness wait and no coroutine frames.
+  void start(list_iterator it) override {
+    entry_ = it;
     boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return end();
     socket_.set_option(tcp::no_delay(true), ec);
     arm_tick();
-    for (;;) {
-      co_await wait_until_readable();
-      if (machine_.closed() || closing_) break;
-      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wec) break;
-      if (!can_read()) continue;
-      auto n = socket_.read_some(asio::buffer(sh_.read_buffer), ec);
-      if (ec == asio::error::would_block) continue;
-      if (ec || n == 0) break;
-      on_input(std::span<const std::uint8_t>(sh_.read_buffer.data(), n));
-    }
-    // Let pending writes (acks, DISCONNECT) finish before the socket goes.
-    while (writing_) {
-      co_await sleep(10ms);
-    }
-    finished();
-    close_socket();
+    next();
   }
 
+ private:
+  std::shared_ptr<tcp_connection> self() { return std::static_pointer_cast<tcp_connection>(shared_from_this()); }
+
+  // Waits for input when the machine wants it; else sleeps until `wake`
+  // (or a short poll while the node-wide budget is spent) and looks again.
+  void next() {
+    if (machine_.closed() || closing_) return end();
+    if (!can_read()) return sleep_then(srv_.over_budget() ? 5ms : 1h, &tcp_connection::next);
+    socket_.async_wait(tcp::socket::wait_read, [self = self()](boost::system::error_code ec) {
+      if (ec) return self->end();
+      self->on_readable();
+    });
+  }
+
+  void on_readable() {
+    if (!can_read()) return next();
+    boost::system::error_code ec;
+    auto n = socket_.read_some(asio::buffer(sh_.read_buffer), ec);
+    if (ec == asio::error::would_block) return next();
+    if (ec || n == 0) return end();
+    try {
+      on_input(std::span<const std::uint8_t>(sh_.read_buffer.data(), n));
+    } catch (const std::exception& e) {
+      spdlog::error("mqtt {}: closing after an error: {}", connection_id(), e.what());
+      return end();
+    }
+    next();
+  }
+
+  // Like `sleep`: a timer only while sleeping, cancelled by `wake`.
+  void sleep_then(clock::duration d, void (tcp_connection::*then)()) {
+    auto t = std::make_shared<asio::steady_timer>(sh_.ioc, d);
+    resume_ = t.get();
+    t->async_wait([self = self(), t, then](boost::system::error_code) {
+      if (self->resume_ == t.get()) self->resume_ = nullptr;
+      ((*self).*then)();
+    });
+  }
+
+  // The loop is over: let pending writes (acks, DISCONNECT) finish, then
+  // close and hand the connection back to the shard.
+  void end() {
+    if (ended_) return;
+    if (writing_) return sleep_then(10ms, &tcp_connection::end);
+    ended_ = true;
+    finished();
+    close_socket();
+    if (release_when_idle(entry_)) sh_.connections.erase(entry_);  // the caller holds a reference
+  }
+
+ public:
   void async_write_out() override {
     asio::async_write(socket_, asio::buffer(out_inflight_),
                       [self = std::static_pointer_cast<tcp_connection>(shared_from_this())](
@@ -940,6 +980,8 @@ class tcp_connection final : public connection_base {
 
  private:
   tcp::socket socket_;
+  list_iterator entry_{};
+  bool ended_ = false;
 };
 
 class tls_connection final : public connection_base {
@@ -949,7 +991,13 @@ class tls_connection final : public connection_base {
     remote_ = remote_of(stream_.next_layer());
   }
 
-  asio::awaitable<void> read_loop() override {
+  void start(list_iterator it) override {
+    asio::co_spawn(sh_.ioc, read_loop(), [self = shared_from_this(), &sh = sh_, it](std::exception_ptr) {
+      if (self->release_when_idle(it)) sh.connections.erase(it);
+    });
+  }
+
+  asio::awaitable<void> read_loop() {
     boost::system::error_code ec;
     stream_.next_layer().set_option(tcp::no_delay(true), ec);
     arm_tick();  // the CONNECT timeout covers the handshake too
@@ -1118,12 +1166,7 @@ asio::awaitable<void> accept_loop(mqtt_server::impl& srv, shard& sh, tcp::accept
     srv.connection_count.fetch_add(1);
     (tls ? srv.metrics.connections_tls : srv.metrics.connections_tcp).Increment();
     sh.connections.push_front(c);
-    auto it = sh.connections.begin();
-    // A completion handler rather than a wrapping coroutine (one frame less
-    // per connection) hands the connection back to the shard.
-    asio::co_spawn(sh.ioc, c->run(), [c, &sh, it](std::exception_ptr) {
-      if (c->release_when_idle(it)) sh.connections.erase(it);
-    });
+    c->start(sh.connections.begin());
   }
 }
 
