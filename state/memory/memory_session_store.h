@@ -9,12 +9,13 @@
 #include "state/session_store.h"
 #include "state/store_metrics.h"
 
+#include <boost/container/flat_map.hpp>
+#include <boost/container/flat_set.hpp>
+
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <unordered_map>
 
 namespace wharf::state {
@@ -59,8 +60,9 @@ class memory_session_store final : public session_store {
     std::int64_t disconnected_at = 0;
     std::unique_ptr<will_message> will;    // on the heap: most sessions have none
     std::optional<std::int64_t> will_due;  // set while disconnected with a pending will
-    std::map<std::string, subscription> subscriptions;
-    std::set<std::uint16_t> qos2;
+    // Flat (sorted vectors): 24 bytes each while empty, the usual case.
+    boost::container::flat_map<std::string, subscription> subscriptions;
+    boost::container::flat_set<std::uint16_t> qos2;
   };
 
   bool expired(const session& s, std::int64_t now) const;
