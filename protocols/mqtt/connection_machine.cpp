@@ -227,7 +227,7 @@ void connection_machine::handle_connect(connect&& c) {
   clean_start_ = c.clean_start;
   client_keep_alive_ = c.keep_alive;
   client_id_ = c.client_id;
-  will_ = c.will;
+  will_ = c.will ? std::make_unique<will_message>(*c.will) : nullptr;
   if (is_v5) {
     session_expiry_ = c.props.session_expiry_interval.value_or(0);
     client_max_packet_ = c.props.maximum_packet_size.value_or(unlimited_packet_size);

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -272,7 +273,9 @@ class connection_machine {
   std::string client_id_;
   std::uint16_t client_keep_alive_ = 0;
   bool clean_start_ = true;
-  std::optional<will_message> will_;
+  // On the heap: most connections have no Will, and a will_message is
+  // ~0.5 KiB inline (its properties).
+  std::unique_ptr<will_message> will_;
   std::uint32_t session_expiry_ = 0;
   std::uint16_t keep_alive_ = 0;
   std::uint32_t client_max_packet_ = 268'435'460;

@@ -48,7 +48,7 @@ std::optional<will_message> memory_session_store::mark_disconnected(session& s, 
   }
   std::uint32_t delay = std::min(s.will->delay_seconds, s.expiry);
   if (delay == 0) {
-    auto w = std::move(s.will);
+    std::optional<will_message> w = std::move(*s.will);
     s.will.reset();
     return w;
   }
@@ -78,7 +78,7 @@ void memory_session_store::connect(std::string client_id, connect_params params,
     const auto now = clock_();
     auto it = sessions_.find(client_id);
     if (it != sessions_.end() && expired(it->second, now)) {
-      if (it->second.will) r.will_to_publish = std::move(it->second.will);  // the session ended
+      if (it->second.will) r.will_to_publish = std::move(*it->second.will);  // the session ended
       sessions_.erase(it);
       metrics_.session("expired");
       it = sessions_.end();
@@ -87,13 +87,13 @@ void memory_session_store::connect(std::string client_id, connect_params params,
       it = sessions_.emplace(client_id, session{}).first;
     } else {
       session& s = it->second;
-      r.previous_node = s.node;
+      r.previous_node = node_of(s);
       r.previous_connection_id = s.connection;
       if (s.connected) {
         r.taken_over = true;  // every node of an in-memory store is this process: alive
-        if (s.will && (s.will->delay_seconds == 0 || params.clean_start)) r.will_to_publish = std::move(s.will);
+        if (s.will && (s.will->delay_seconds == 0 || params.clean_start)) r.will_to_publish = std::move(*s.will);
       } else if (s.will && s.will_due && (*s.will_due <= now || params.clean_start)) {
-        r.will_to_publish = std::move(s.will);
+        r.will_to_publish = std::move(*s.will);
       }
       if (params.clean_start) {
         s.subscriptions.clear();
@@ -104,14 +104,17 @@ void memory_session_store::connect(std::string client_id, connect_params params,
     }
     session& s = it->second;
     s.epoch = ++last_epoch_;
-    s.node = params.node_id.empty() ? node_id_ : params.node_id;
+    if (params.node_id.empty() || params.node_id == node_id_)
+      s.node.clear();
+    else
+      s.node = params.node_id;
     s.connection = params.connection_id;
     s.clean_start = params.clean_start;
     s.expiry = params.session_expiry_seconds;
     s.connected = true;
     s.last_seen = now;
     s.disconnected_at = 0;
-    s.will = std::move(params.will);
+    s.will = params.will ? std::make_unique<will_message>(std::move(*params.will)) : nullptr;
     s.will_due.reset();
     r.epoch = s.epoch;
     r.qos2_awaiting_pubrel.assign(s.qos2.begin(), s.qos2.end());
@@ -135,7 +138,7 @@ void memory_session_store::disconnect(std::string client_id, std::uint64_t epoch
   disconnect_result r;
   const bool publish = params.will == will_handling::publish;
   if (params.session_expiry_seconds == 0) {
-    if (publish && s->will) r.will_to_publish = std::move(s->will);
+    if (publish && s->will) r.will_to_publish = std::move(*s->will);
     sessions_.erase(client_id);
   } else {
     s->expiry = params.session_expiry_seconds;
@@ -224,7 +227,7 @@ void memory_session_store::shutdown(boost::asio::any_io_executor ex, done_handle
   if (!stopped_) {
     const auto now = clock_();
     for (auto& [id, s] : sessions_) {
-      if (s.connected && s.node == node_id_) {
+      if (s.connected && node_of(s) == node_id_) {
         // Nobody is left to publish a will due now in a single-node store.
         (void)mark_disconnected(s, now, true);
       }

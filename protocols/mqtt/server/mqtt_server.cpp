@@ -9,6 +9,7 @@
 #include "state/session_store.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,6 +19,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/container/new_allocator.hpp>
+#include <boost/intrusive/set.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -173,15 +176,61 @@ struct shard_counters {
   }
 };
 
+// A connection's next deadline (keep-alive, CONNECT timeout, delivery
+// timeout, drain) in its shard's set. Linked while one is due; unlinks
+// itself when the connection goes.
+struct deadline_entry : boost::intrusive::set_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>,
+                                                        boost::intrusive::optimize_size<true>> {
+  explicit deadline_entry(connection_base& c) : owner(&c) {}
+  clock::time_point at{};
+  connection_base* owner;
+  struct earlier {
+    bool operator()(const deadline_entry& a, const deadline_entry& b) const { return a.at < b.at; }
+  };
+};
+
 // One io_context's share of the server: its acceptors and connections.
 struct shard {
-  explicit shard(asio::io_context& c) : ioc(c) {}
+  explicit shard(asio::io_context& c) : ioc(c), deadline_timer(c) {}
   asio::io_context& ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<tcp::acceptor> tls_acceptor;
   std::list<std::shared_ptr<connection_base>> connections;
   std::vector<std::uint8_t> read_buffer = std::vector<std::uint8_t>(64 * 1024);
   shard_counters counters;
+
+  // One timer for the deadlines of every connection of the shard (a timer
+  // per connection costs its state plus a pending wait operation each).
+  boost::intrusive::multiset<deadline_entry, boost::intrusive::compare<deadline_entry::earlier>,
+                             boost::intrusive::constant_time_size<false>>
+      deadlines;
+  asio::steady_timer deadline_timer;
+  bool deadline_timer_armed = false;
+  clock::time_point deadline_timer_at{};
+  std::vector<std::shared_ptr<connection_base>> due;  // reused by fire_deadlines
+
+  void schedule(deadline_entry& e, clock::time_point at) {
+    if (e.is_linked()) deadlines.erase(deadlines.iterator_to(e));
+    e.at = at;
+    deadlines.insert(e);
+    // The armed timer is kept when it fires no later than needed.
+    if (!deadline_timer_armed || at < deadline_timer_at) arm_deadline_timer(at);
+  }
+  void unschedule(deadline_entry& e) {
+    if (e.is_linked()) deadlines.erase(deadlines.iterator_to(e));
+  }
+  void arm_deadline_timer(clock::time_point at) {
+    deadline_timer_armed = true;
+    deadline_timer_at = at;
+    deadline_timer.expires_at(at);
+    deadline_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      deadline_timer_armed = false;
+      fire_deadlines();
+    });
+  }
+  // Runs the connections whose deadline passed, then re-arms for the next.
+  void fire_deadlines();
 };
 
 struct mqtt_server::impl {
@@ -274,13 +323,14 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         sh_(sh),
         tls_(tls),
         machine_(srv.conn_options, clock::now()),
-        tick_(sh.ioc),
-        resume_(sh.ioc),
-        ids_(srv.node_id),
-        connection_id_(srv.node_id + "/" + std::to_string(srv.next_connection_id.fetch_add(1))) {}
+        deadline_(*this),
+        connection_number_(srv.next_connection_id.fetch_add(1)) {}
   virtual ~connection_base() = default;
 
-  asio::awaitable<void> run() { co_await read_loop(); }
+  using list_iterator = std::list<std::shared_ptr<connection_base>>::iterator;
+  // Starts reading; once the connection has ended it hands itself back to
+  // the shard (its entry is `it`, see release_when_idle).
+  virtual void start(list_iterator it) = 0;
   asio::any_io_executor executor() { return sh_.ioc.get_executor(); }
   std::uint64_t epoch() const { return epoch_; }
   bool closed() const { return machine_.closed(); }
@@ -299,7 +349,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     if (machine_.closed()) return;
     draining_ = true;
     drain_rc_ = rc;
-    drain_reference_ = std::move(server_reference);
+    if (!server_reference.empty()) drain_reference_ = std::make_unique<std::string>(std::move(server_reference));
     drain_deadline_ = deadline;
     maybe_finish_drain();
     arm_tick();
@@ -314,7 +364,6 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   }
 
  protected:
-  virtual asio::awaitable<void> read_loop() = 0;
   virtual void async_write_out() = 0;
   virtual void close_socket() = 0;
   virtual std::string remote() const = 0;
@@ -327,12 +376,23 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   // Sleeps until `can_read` may have become true (woken by `wake`, or a
   // short poll while the node-wide budget is spent).
   asio::awaitable<void> wait_until_readable() {
-    while (!can_read() && !machine_.closed() && !closing_) {
-      resume_.expires_after(srv_.over_budget() ? 5ms : 1h);
-      co_await resume_.async_wait(use_tuple);
-    }
+    while (!can_read() && !machine_.closed() && !closing_) co_await sleep(srv_.over_budget() ? 5ms : 1h);
   }
-  void wake() { resume_.cancel(); }
+  // Sleeps up to `d`; `wake` ends the sleep early. The timer exists only
+  // while the connection sleeps: an idle connection waits on its socket and
+  // holds none.
+  asio::awaitable<void> sleep(clock::duration d) {
+    asio::steady_timer t(sh_.ioc, d);
+    resume_ = &t;
+    struct forget {
+      asio::steady_timer*& p;
+      ~forget() { p = nullptr; }
+    } guard{resume_};
+    co_await t.async_wait(use_tuple);
+  }
+  void wake() {
+    if (resume_) resume_->cancel();
+  }
 
   void on_input(std::span<const std::uint8_t> bytes) {
     sh_.counters.add(sh_.counters.received_bytes, bytes.size());
@@ -388,7 +448,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     close_reason_ = e.reason_code;
     client_initiated_ = e.client_initiated;
     if (e.error)
-      spdlog::debug("mqtt {} {}: closing: {} ({})", connection_id_, client_id_, e.error.message(),
+      spdlog::debug("mqtt {} {}: closing: {} ({})", connection_id(), client_id_, e.error.message(),
                     reason_label(e.reason_code));
     flush();
     wake();
@@ -422,7 +482,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   // Keep-alive, CONNECT timeout, delivery timeout and drain deadline.
   void arm_tick() {
     if (machine_.closed()) {
-      tick_.cancel();
+      sh_.unschedule(deadline_);
       return;
     }
     auto next = machine_.next_deadline();
@@ -432,25 +492,18 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     }
     if (draining_ && (!next || drain_deadline_ < *next)) next = drain_deadline_;
     if (!next) {
-      if (tick_armed_) tick_.cancel();
-      tick_armed_ = false;
+      sh_.unschedule(deadline_);
       return;
     }
-    // An armed timer that fires no later than needed is kept: when it fires,
-    // on_tick re-arms for the real deadline. Re-arming on every ack (whose
-    // deadlines only move later) would cost a timerfd_settime per message.
-    if (tick_armed_ && tick_at_ <= *next) return;
-    if (tick_armed_) tick_.cancel();
-    tick_armed_ = true;
-    tick_at_ = *next;
-    tick_.expires_at(*next);
-    tick_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec) return;
-      self->tick_armed_ = false;
-      self->on_tick();
-    });
+    // A deadline no later than needed is kept: when it passes, on_tick
+    // re-arms for the real one. Moving it on every ack (whose deadlines
+    // only move later) would cost a set update per message.
+    if (deadline_.is_linked() && deadline_.at <= *next) return;
+    sh_.schedule(deadline_, *next);
   }
 
+ public:
+  // The shard's timer found this connection's deadline passed (and unlinked it).
   void on_tick() {
     auto now = clock::now();
     auto oldest = oldest_acknowledgeable();
@@ -458,7 +511,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
       spdlog::warn(
           "mqtt {} {}: the sink did not confirm a message within mqtt.delivery_timeout; disconnecting so "
           "the device re-sends",
-          connection_id_, client_id_);
+          connection_id(), client_id_);
       srv_.metrics.rejected.Add({{"reason", "delivery_timeout"}}).Increment();
       machine_.server_disconnect(reason_code::server_busy, {}, std::string("delivery timeout"));
     }
@@ -467,13 +520,14 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     process_events();
   }
 
+ protected:
   void maybe_finish_drain() {
     if (draining_ && machine_.inflight() == 0 && !oldest_acknowledgeable()) finish_drain();
   }
   void finish_drain() {
     if (machine_.closed()) return;
     std::optional<std::string> ref;
-    if (!drain_reference_.empty()) ref = drain_reference_;
+    if (drain_reference_) ref = *drain_reference_;
     machine_.server_disconnect(drain_rc_, ref, std::string("server shutting down"));
     process_events();
   }
@@ -514,8 +568,8 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
         .Add({{"reason", reason_label(close_reason_)}, {"initiator", client_initiated_ ? "client" : "server"}})
         .Increment();
     release_session();
-    tick_.cancel();
-    resume_.cancel();
+    sh_.unschedule(deadline_);
+    wake();
   }
 
   // Tells the session store this connection is over (once).
@@ -540,16 +594,17 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     }
   }
 
+  // "<node id>/<n>", built when needed (logs, CONNECT) rather than held.
+  std::string connection_id() const { return srv_.node_id + "/" + std::to_string(connection_number_); }
+
   mqtt_server::impl& srv_;
   shard& sh_;
   bool tls_;
   connection_machine machine_;
-  asio::steady_timer tick_;
-  asio::steady_timer resume_;
-  bool tick_armed_ = false;
-  clock::time_point tick_at_{};
-  id_source ids_;
-  std::string connection_id_;
+  deadline_entry deadline_;               // in sh_.deadlines while one is due
+  asio::steady_timer* resume_ = nullptr;  // the timer of `sleep`, while it runs
+  std::optional<id_source> ids_;          // made at the first PUBLISH
+  std::uint64_t connection_number_;
   std::string client_id_;
   std::string username_;
   std::string remote_;
@@ -564,7 +619,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   reason_code close_reason_ = reason_code::normal_disconnection;
   bool draining_ = false;
   reason_code drain_rc_ = reason_code::server_shutting_down;
-  std::string drain_reference_;
+  std::unique_ptr<std::string> drain_reference_;  // only while draining to another server
   clock::time_point drain_deadline_{};
   std::string out_pending_, out_inflight_;
   bool writing_ = false;
@@ -575,7 +630,7 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
     qos q;
     std::uint16_t packet_id;
   };
-  std::optional<parked_record> parked_record_;
+  std::unique_ptr<parked_record> parked_record_;  // rare: on the heap
   bool parked_ = false;
   // Records handed to the sink and not yet completed, from submitted_head_
   // on, in token order (tokens grow with time), for the completion and the
@@ -595,6 +650,20 @@ class connection_base : public std::enable_shared_from_this<connection_base> {
   std::optional<std::list<std::shared_ptr<connection_base>>::iterator> linger_;
   std::vector<event> spare_events_;
 };
+
+void shard::fire_deadlines() {
+  auto now = clock::now();
+  // Collected first: on_tick may schedule the same connection again.
+  while (!deadlines.empty() && deadlines.begin()->at <= now) {
+    auto& e = *deadlines.begin();
+    deadlines.erase(deadlines.begin());
+    if (auto c = e.owner->weak_from_this().lock()) due.push_back(std::move(c));
+  }
+  for (auto& c : due) c->on_tick();
+  due.clear();
+  if (!deadlines.empty() && (!deadline_timer_armed || deadlines.begin()->at < deadline_timer_at))
+    arm_deadline_timer(deadlines.begin()->at);
+}
 
 void connection_base::handle(connect_requested& e) {
   auto& c = e.connect;
@@ -626,7 +695,7 @@ void connection_base::handle(connect_requested& e) {
   std::string assigned;
   client_id_ = c.client_id;
   if (e.client_id_assignment_needed || client_id_.empty()) {
-    assigned = "wharf-" + connection_id_;
+    assigned = "wharf-" + connection_id();
     for (auto& ch : assigned)
       if (ch == '/') ch = '-';
     client_id_ = assigned;
@@ -638,7 +707,7 @@ void connection_base::handle(connect_requested& e) {
   p.clean_start = c.clean_start;
   p.session_expiry_seconds = expiry;
   p.node_id = srv_.node_id;
-  p.connection_id = connection_id_;
+  p.connection_id = connection_id();
   if (c.will) {
     state::will_message w;
     w.topic = c.will->topic;
@@ -701,7 +770,7 @@ void connection_base::handle(publish_requested& e) {
   }
   publish_context ctx{client_id_, srv_.node_id, remote_, epoch_};
   auto rec = build_record(*target->kafka_topic, std::move(target->key), std::move(e.topic), std::move(e.payload), e.qos,
-                          e.dup, e.packet_id, e.props, ctx, ids_);
+                          e.dup, e.packet_id, e.props, ctx, ids_ ? *ids_ : ids_.emplace(srv_.node_id));
   submit(std::move(rec), e.token, e.qos, e.packet_id);
 }
 
@@ -732,7 +801,7 @@ void connection_base::submit(sinks::record rec, publish_token token, qos q, std:
   }
   // Queue full: keep the record, stop reading, retry when there is room.
   parked_ = true;
-  parked_record_ = parked_record{std::move(rec), token, q, packet_id};
+  parked_record_ = std::make_unique<parked_record>(parked_record{std::move(rec), token, q, packet_id});
   srv_.sink.async_wait_capacity(executor(), [self = shared_from_this()] {
     if (!self->parked_record_ || self->machine_.closed()) return;
     auto p = std::move(*self->parked_record_);
@@ -748,7 +817,7 @@ void connection_base::complete(publish_token token, const sinks::delivery_result
   auto it = std::lower_bound(submitted_.begin() + static_cast<std::ptrdiff_t>(submitted_head_), submitted_.end(), token,
                              [](const submitted_record& s, publish_token t) { return s.token < t; });
   if (it == submitted_.end() || it->token != token || it->done) {
-    spdlog::error("mqtt {}: completion for an unknown record ignored", connection_id_);
+    spdlog::error("mqtt {}: completion for an unknown record ignored", connection_id());
     return;
   }
   it->done = true;
@@ -807,7 +876,7 @@ void connection_base::acknowledge(publish_token token, qos q, std::uint16_t pack
   } else {
     srv_.metrics.rejected.Add({{"reason", "retryable"}}).Increment();
     spdlog::warn("mqtt {} {}: sink could not store a message ({}); disconnecting without acknowledgement",
-                 connection_id_, client_id_, r.reason);
+                 connection_id(), client_id_, r.reason);
     machine_.complete_publish(token, publish_outcome::failed_retryable());
   }
   process_events();
@@ -824,31 +893,73 @@ class tcp_connection final : public connection_base {
     remote_ = remote_of(socket_);
   }
 
-  asio::awaitable<void> read_loop() override {
-    socket_.non_blocking(true);
+  // The read loop runs as completion handlers, not as a coroutine: an idle
+  // connection holds one pending readiness wait and no coroutine frames.
+  void start(list_iterator it) override {
+    entry_ = it;
     boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return end();
     socket_.set_option(tcp::no_delay(true), ec);
     arm_tick();
-    for (;;) {
-      co_await wait_until_readable();
-      if (machine_.closed() || closing_) break;
-      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wec) break;
-      if (!can_read()) continue;
-      auto n = socket_.read_some(asio::buffer(sh_.read_buffer), ec);
-      if (ec == asio::error::would_block) continue;
-      if (ec || n == 0) break;
-      on_input(std::span<const std::uint8_t>(sh_.read_buffer.data(), n));
-    }
-    // Let pending writes (acks, DISCONNECT) finish before the socket goes.
-    while (writing_) {
-      resume_.expires_after(10ms);
-      co_await resume_.async_wait(use_tuple);
-    }
-    finished();
-    close_socket();
+    next();
   }
 
+ private:
+  std::shared_ptr<tcp_connection> self() { return std::static_pointer_cast<tcp_connection>(shared_from_this()); }
+
+  // Waits for input when the machine wants it; else sleeps until `wake`
+  // (or a short poll while the node-wide budget is spent) and looks again.
+  void next() {
+    if (machine_.closed() || closing_) return end();
+    if (!can_read()) return sleep_then(srv_.over_budget() ? 5ms : 1h, &tcp_connection::next);
+    // Plain new/delete for this operation: Asio's recycling allocator would
+    // hand it a cached block of whatever size was freed last (an accept
+    // operation: ~330 bytes held by every idle connection instead of ~100).
+    socket_.async_wait(tcp::socket::wait_read, asio::bind_allocator(boost::container::new_allocator<void>(),
+                                                                    [self = self()](boost::system::error_code ec) {
+                                                                      if (ec) return self->end();
+                                                                      self->on_readable();
+                                                                    }));
+  }
+
+  void on_readable() {
+    if (!can_read()) return next();
+    boost::system::error_code ec;
+    auto n = socket_.read_some(asio::buffer(sh_.read_buffer), ec);
+    if (ec == asio::error::would_block) return next();
+    if (ec || n == 0) return end();
+    try {
+      on_input(std::span<const std::uint8_t>(sh_.read_buffer.data(), n));
+    } catch (const std::exception& e) {
+      spdlog::error("mqtt {}: closing after an error: {}", connection_id(), e.what());
+      return end();
+    }
+    next();
+  }
+
+  // Like `sleep`: a timer only while sleeping, cancelled by `wake`.
+  void sleep_then(clock::duration d, void (tcp_connection::*then)()) {
+    auto t = std::make_shared<asio::steady_timer>(sh_.ioc, d);
+    resume_ = t.get();
+    t->async_wait([self = self(), t, then](boost::system::error_code) {
+      if (self->resume_ == t.get()) self->resume_ = nullptr;
+      ((*self).*then)();
+    });
+  }
+
+  // The loop is over: let pending writes (acks, DISCONNECT) finish, then
+  // close and hand the connection back to the shard.
+  void end() {
+    if (ended_) return;
+    if (writing_) return sleep_then(10ms, &tcp_connection::end);
+    ended_ = true;
+    finished();
+    close_socket();
+    if (release_when_idle(entry_)) sh_.connections.erase(entry_);  // the caller holds a reference
+  }
+
+ public:
   void async_write_out() override {
     asio::async_write(socket_, asio::buffer(out_inflight_),
                       [self = std::static_pointer_cast<tcp_connection>(shared_from_this())](
@@ -875,6 +986,8 @@ class tcp_connection final : public connection_base {
 
  private:
   tcp::socket socket_;
+  list_iterator entry_{};
+  bool ended_ = false;
 };
 
 class tls_connection final : public connection_base {
@@ -884,7 +997,13 @@ class tls_connection final : public connection_base {
     remote_ = remote_of(stream_.next_layer());
   }
 
-  asio::awaitable<void> read_loop() override {
+  void start(list_iterator it) override {
+    asio::co_spawn(sh_.ioc, read_loop(), [self = shared_from_this(), &sh = sh_, it](std::exception_ptr) {
+      if (self->release_when_idle(it)) sh.connections.erase(it);
+    });
+  }
+
+  asio::awaitable<void> read_loop() {
     boost::system::error_code ec;
     stream_.next_layer().set_option(tcp::no_delay(true), ec);
     arm_tick();  // the CONNECT timeout covers the handshake too
@@ -901,8 +1020,7 @@ class tls_connection final : public connection_base {
         on_input(std::span<const std::uint8_t>(buf.data(), n));
       }
       while (writing_) {
-        resume_.expires_after(10ms);
-        co_await resume_.async_wait(use_tuple);
+        co_await sleep(10ms);
       }
     }
     finished();
@@ -1054,15 +1172,7 @@ asio::awaitable<void> accept_loop(mqtt_server::impl& srv, shard& sh, tcp::accept
     srv.connection_count.fetch_add(1);
     (tls ? srv.metrics.connections_tls : srv.metrics.connections_tcp).Increment();
     sh.connections.push_front(c);
-    auto it = sh.connections.begin();
-    struct runner {
-      static asio::awaitable<void> run(std::shared_ptr<connection_base> c, shard& sh,
-                                       std::list<std::shared_ptr<connection_base>>::iterator it) {
-        co_await c->run();
-        if (c->release_when_idle(it)) sh.connections.erase(it);
-      }
-    };
-    asio::co_spawn(sh.ioc, runner::run(c, sh, it), asio::detached);
+    c->start(sh.connections.begin());
   }
 }
 
