@@ -52,19 +52,30 @@ std::optional<ip_network> ip_network::parse(std::string_view text) {
   return n;
 }
 
-bool ip_network::contains(std::string_view address) const {
-  auto a = parse_address(address);
-  if (!a || a->v6 != v6) return false;
-  const int full = prefix / 8, rest = prefix % 8;
-  if (std::memcmp(a->bytes.data(), bytes.data(), static_cast<std::size_t>(full)) != 0) return false;
+namespace {
+
+bool in(const ip_network& n, const parsed_address& a) {
+  if (a.v6 != n.v6) return false;
+  const int full = n.prefix / 8, rest = n.prefix % 8;
+  if (std::memcmp(a.bytes.data(), n.bytes.data(), static_cast<std::size_t>(full)) != 0) return false;
   if (rest == 0) return true;
   const auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
-  return (a->bytes[static_cast<std::size_t>(full)] & mask) == (bytes[static_cast<std::size_t>(full)] & mask);
+  return (a.bytes[static_cast<std::size_t>(full)] & mask) == (n.bytes[static_cast<std::size_t>(full)] & mask);
+}
+
+}  // namespace
+
+bool ip_network::contains(std::string_view address) const {
+  auto a = parse_address(address);
+  return a && in(*this, *a);
 }
 
 bool any_contains(const std::vector<ip_network>& networks, std::string_view address) {
+  if (networks.empty()) return false;
+  auto a = parse_address(address);  // once, whatever the number of ranges
+  if (!a) return false;
   for (const auto& n : networks)
-    if (n.contains(address)) return true;
+    if (in(n, *a)) return true;
   return false;
 }
 

@@ -836,7 +836,7 @@ void connection_base::complete(publish_token token, const sinks::delivery_result
   sh_.counters.add(sh_.counters.inflight_messages, -1);
   if (!machine_.closed()) acknowledge(token, entry.q, entry.packet_id, r);
   if (submitted_.empty() && linger_) {
-    // The coroutine has ended and this was the last completion owed: the
+    // The read loop has ended and this was the last completion owed: the
     // shard lets the connection go. Nothing may touch `this` afterwards.
     auto at = *linger_;
     linger_.reset();
